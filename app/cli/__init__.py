@@ -1,0 +1,57 @@
+"""The ``slidescope`` command line.
+
+Every sub-command is a module in :mod:`slidescope.app.cli.commands` that defines ``NAME``,
+``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. Modules are discovered, so a
+new command is a new file. Heavy imports belong inside ``run`` so that ``--help`` and
+the commands that do not need torch or Qt start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from slidescope.app.cli import commands
+from slidescope.app.errors import SlideScopeError
+from slidescope.models.errors import ModelError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every discovered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="slidescope",
+        description="Whole-slide images, MIL models and heatmaps. "
+        "Without a command, opens the desktop window.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
+    try:
+        return int(args._run(args) or 0)
+    except (SlideScopeError, ModelError) as error:
+        print(f"slidescope {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"slidescope {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Run a core job under a terminal progress bar."""
+
+from __future__ import annotations
+
+import sys
+
+from slidescope.app.jobs import Job, R
+from tqdm import tqdm
+
+
+def run_with_progress(job: Job[R], desc: str, quiet: bool = False) -> R:
+    """Drive ``job`` to its end under a tqdm bar on stderr and return its result.
+
+    Ctrl-C closes the job (its cleanup runs, nothing half-written looks finished) and
+    re-raises ``KeyboardInterrupt`` for the CLI to exit with status 130.
+    """
+    bar = tqdm(desc=desc, disable=quiet or None, file=sys.stderr, dynamic_ncols=True, leave=True)
+    try:
+        while True:
+            step = next(job)
+            if step.total is not None and bar.total != step.total:
+                bar.total = step.total
+            bar.n = step.done
+            bar.set_postfix_str(step.what, refresh=False)
+            bar.refresh()
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    except KeyboardInterrupt:
+        job.close()
+        raise
+    finally:
+        bar.close()

@@ -1,0 +1,17 @@
+"""The root of the app's user-facing errors.
+
+Every error a user can act on derives from :class:`SlideScopeError` (or, inside the
+torch-only ``slidescope.models``, from :class:`slidescope.models.errors.ModelError`). The
+CLI prints such errors without a traceback and exits non-zero; the UI shows them as
+notifications; batch runs record them per slide and go on. Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class SlideScopeError(Exception):
+    """An error whose message tells the user what is wrong and what to do."""
+
+
+class MissingMppError(SlideScopeError):
+    """A physical size was needed but the slide does not say its microns per pixel."""

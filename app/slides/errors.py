@@ -33,3 +33,7 @@ class CorruptSlideError(SlideError):
 
 class UnsupportedCompressionError(SlideError):
     """A tile is compressed with a codec nobody here can decode."""
+
+
+class IncompleteConversionError(CorruptSlideError):
+    """An OME-Zarr pyramid whose conversion was stopped before it was finished."""

@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 from slidescope.app.errors import MissingMppError
 
+# The most a thumbnail reads of one level at a time.
+_THUMBNAIL_STRIP_BYTES = 64 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class SlideIdentity:
@@ -111,8 +114,12 @@ class Slide(ABC):
         self.close()
 
     def __repr__(self) -> str:
-        w, h = self.dimensions
-        return f"<{type(self).__name__} {self.path.name!r} {w}x{h} levels={len(self.levels)}>"
+        try:
+            w, h = self.dimensions
+            size = f"{w}x{h} levels={len(self.levels)}"
+        except Exception:  # a half-opened slide (its error being reported) has no levels
+            size = "(not open)"
+        return f"<{type(self).__name__} {self.path.name!r} {size}>"
 
     @property
     def mpp(self) -> tuple[float, float] | None:
@@ -164,27 +171,55 @@ class Slide(ABC):
         x0, y0 = location
         w, h = size
         ds = self.downsamples[level]
-        array = self.levels[level]
-        lh, lw = int(array.shape[0]), int(array.shape[1])
+        shape = self.levels[level].shape
+        lh, lw = int(shape[0]), int(shape[1])
         lx, ly = int(np.floor(x0 / ds)), int(np.floor(y0 / ds))
-        out = np.full((h, w, 3), 255, dtype=np.uint8)
         ax0, ay0 = max(lx, 0), max(ly, 0)
         ax1, ay1 = min(lx + w, lw), min(ly + h, lh)
+        if (ax0, ay0, ax1 - ax0, ay1 - ay0) == (lx, ly, w, h):
+            return self._read_level(level, ay0, ay1, ax0, ax1)  # all inside: no padding
+        out = np.full((h, w, 3), 255, dtype=np.uint8)
         if ax1 > ax0 and ay1 > ay0:
-            out[ay0 - ly : ay1 - ly, ax0 - lx : ax1 - lx] = np.asarray(array[ay0:ay1, ax0:ax1])[
-                ..., :3
-            ]
+            out[ay0 - ly : ay1 - ly, ax0 - lx : ax1 - lx] = self._read_level(
+                level, ay0, ay1, ax0, ax1
+            )
         return out
 
+    def _read_level(self, level: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Pixels ``[y0:y1, x0:x1]`` (inside the level) as ``(h, w, 3)`` uint8.
+
+        Backends with a faster road than slicing ``levels`` (decoding tiles directly, a
+        cache of decoded chunks) override this.
+        """
+        return np.asarray(self.levels[level][y0:y1, x0:x1])[..., :3]
+
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
-        """An RGB image of the whole slide whose longer side is at most ``max_size``."""
+        """An RGB image of the whole slide whose longer side is at most ``max_size``.
+
+        Read from the coarsest level that is fine enough, in strips that are shrunk as they
+        come, so that a slide without a pyramid never has to fit in memory at once.
+        """
         from PIL import Image
 
         w0, h0 = self.dimensions
         scale = max(w0, h0) / max_size
         level = self.best_level_for_downsample(max(scale, 1.0))
-        image = np.asarray(self.levels[level][:, :])[..., :3]
+        array = self.levels[level]
+        lh, lw = int(array.shape[0]), int(array.shape[1])
         tw, th = max(1, round(w0 / max(scale, 1.0))), max(1, round(h0 / max(scale, 1.0)))
+        factor = max(1, min(lw // tw, lh // th))  # whole-pixel shrink while reading
+        if factor == 1:
+            image = np.asarray(array[:, :])[..., :3]
+        else:
+            rows = max(factor, (_THUMBNAIL_STRIP_BYTES // (lw * 3)) // factor * factor)
+            usable_h, usable_w = lh // factor * factor, lw // factor * factor
+            strips = []
+            for y in range(0, usable_h, rows):
+                strip = np.asarray(array[y : min(y + rows, usable_h), :usable_w])[..., :3]
+                n = strip.shape[0] // factor
+                blocks = strip.reshape(n, factor, usable_w // factor, factor, 3)
+                strips.append(blocks.mean(axis=(1, 3)).round().astype(np.uint8))
+            image = np.concatenate(strips, axis=0)
         if (image.shape[1], image.shape[0]) != (tw, th):
             image = np.asarray(Image.fromarray(image).resize((tw, th), Image.Resampling.BOX))
         return image

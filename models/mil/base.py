@@ -29,7 +29,9 @@ class MILOutput:
         attention models; for pooling baselines, their per-instance contribution score).
         Appended global tokens are not included.
     bag_feature : Tensor
-        (H,) the pooled bag representation that the classifier reads.
+        (H,) the pooled bag representation that the classifier reads (its size is
+        ``model.bag_dim``: H for every model except DSMIL, whose classifier reads one
+        row per class, C * H).
     instance_probs : Tensor
         (N, C) class-aware instance probability: ``softmax_c(W_cls · a_i h_i)``, the
         classifier applied to each attention-weighted instance.
@@ -57,6 +59,8 @@ class MILModel(nn.Module):
         self.in_dim = in_dim
         self.n_classes = n_classes
         self.hidden_dim = hidden_dim
+        #: size of ``MILOutput.bag_feature`` (H, except DSMIL: C * H)
+        self.bag_dim = hidden_dim
         self.arch_kwargs = {}
         # Fitted on the training features and saved with the weights, so features of any
         # scale (ResNet, UNI, the builtin descriptor) reach the network standardised.
@@ -78,6 +82,7 @@ class MILModel(nn.Module):
                 f"{self.arch or type(self).__name__} expects a bag of shape (N, {self.in_dim}), "
                 f"got {tuple(x.shape)}"
             )
+        require_instances(x, self.arch or type(self).__name__)
         return self.embed_hidden(self.standardise(x))
 
     def embed_hidden(self, x: Tensor) -> Tensor:
@@ -89,3 +94,66 @@ class MILModel(nn.Module):
 
     def forward(self, x: Tensor, tokens: Tensor | None = None) -> MILOutput:
         return self.aggregate(self.embed(x), tokens)
+
+
+def require_instances(h: Tensor, who: str) -> None:
+    """Refuse an empty bag: attention over zero instances has no meaning.
+
+    Parameters
+    ----------
+    h : Tensor
+        (N, D) instances of one bag.
+    who : str
+        The model's name, for the message.
+
+    Raises
+    ------
+    ValueError
+        If the bag has no instances (N = 0).
+    """
+    if h.ndim != 2 or h.shape[0] == 0:
+        raise ValueError(
+            f"{who}: a bag needs at least one instance, got shape {tuple(h.shape)}; "
+            "skip slides without tissue patches before calling the model"
+        )
+
+
+def join_tokens(h: Tensor, tokens: Tensor | None) -> Tensor:
+    """Append MHIM's (k, H) global tokens to the (N, H) instances (or return ``h``)."""
+    if tokens is None or tokens.shape[0] == 0:
+        return h
+    if tokens.ndim != 2 or tokens.shape[1] != h.shape[1]:
+        raise ValueError(
+            f"global tokens must have shape (k, {h.shape[1]}), got {tuple(tokens.shape)}"
+        )
+    return torch.cat([h, tokens.to(h)], dim=0)
+
+
+def instance_probabilities(classifier: nn.Module, weighted: Tensor) -> Tensor:
+    """Class-aware instance probability ``softmax_c(W_cls · a_i h_i)``.
+
+    Parameters
+    ----------
+    classifier : nn.Module
+        The bag classifier, mapping (..., H) to (..., C).
+    weighted : Tensor
+        (N, H) attention-weighted instances ``a_i h_i``.
+
+    Returns
+    -------
+    Tensor
+        (N, C) rows that sum to one.
+    """
+    return torch.softmax(classifier(weighted), dim=-1)
+
+
+def real_attention(pooled: Tensor, tokens: Tensor | None) -> Tensor:
+    """The attention over the N real instances only, renormalised to sum to one.
+
+    MHIM's global tokens share the softmax with the instances during training; they are
+    not patches of the slide, so the reported attention leaves them out and is rescaled
+    (without tokens this is the softmax itself).
+    """
+    if tokens is None or tokens.shape[0] == 0:
+        return pooled
+    return pooled / pooled.sum().clamp_min(torch.finfo(pooled.dtype).tiny)

@@ -1,0 +1,361 @@
+"""The extraction job: slide -> tissue -> patch grid -> features -> ``<slide_id>.h5``.
+
+One job for every face (CLI, UI, batch). Patches are read by a bounded thread pool
+(:class:`PatchReader`) a few batches ahead of the model, which runs batched under
+``torch.inference_mode`` (channels-last, autocast bf16/fp16 and pinned, non-blocking
+copies on CUDA, optional ``torch.compile``). Features go to the HDF5 file batch by batch;
+a killed run resumes where it stopped, and up-to-date files are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from slidescope.app.analysis.feature_writer import FeatureWriter, is_up_to_date
+from slidescope.app.analysis.patch_reader import PatchReader
+from slidescope.app.analysis.patches import PatchGrid, make_patch_grid
+from slidescope.app.analysis.tissue import TissueParams, detect_tissue
+from slidescope.app.errors import SlideScopeError
+from slidescope.app.jobs import Job, Progress
+from slidescope.models.errors import ModelError
+from slidescope.models.extractors import FeatureExtractor, create_extractor
+
+
+class EmptyBagWarning(UserWarning):
+    """A slide has no patch with enough tissue: its feature file is an empty bag."""
+
+
+class DeviceError(SlideScopeError):
+    """The asked device cannot be used."""
+
+
+@dataclass
+class ExtractConfig:
+    """How features are extracted (the CLI's options, with the same defaults).
+
+    Attributes
+    ----------
+    extractor : str
+        Registered extractor name (``builtin``, ``resnet50-trunc``, ``uni``, ...).
+    weights : Path or None
+        Local weights file of the extractor.
+    target_mpp, patch_px, overlap_px : float, int, int
+        Patch grid: µm/px, patch side and overlap in pixels at that resolution.
+    min_tissue : float
+        Minimum tissue share of a kept patch.
+    device : str
+        ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+    batch_size, workers : int
+        Patches per forward pass; reading threads.
+    slide_mpp : float or None
+        Level-0 µm/px for slides that do not say it (overrides the file otherwise).
+    compile : bool
+        Run the extractor through ``torch.compile``.
+    tissue : TissueParams
+        Tissue detection settings.
+    roi : Path or None
+        GeoJSON region of interest (level-0 px) and how it combines with the tissue mask.
+    allow_random_weights : bool
+        Let an extractor that needs weights run with random ones (tests, benchmarks).
+    """
+
+    extractor: str = "builtin"
+    weights: Path | None = None
+    target_mpp: float = 0.5
+    patch_px: int = 256
+    overlap_px: int = 0
+    min_tissue: float = 0.5
+    device: str = "auto"
+    batch_size: int = 64
+    workers: int = 2
+    slide_mpp: float | None = None
+    compile: bool = False
+    tissue: TissueParams = field(default_factory=TissueParams)
+    roi: Path | None = None
+    roi_mode: Literal["replace", "intersect"] = "intersect"
+    allow_random_weights: bool = False
+
+
+@dataclass
+class ExtractSummary:
+    """What a multi-slide extraction did: files written (or up to date) and failures."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: dict[Path, str] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; an unusable CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(
+            f"device {name!r} asked for, but no CUDA GPU is available; use --device cpu"
+        )
+    return device
+
+
+def build_extractor(config: ExtractConfig, device: torch.device) -> FeatureExtractor:
+    """The configured extractor on ``device``, channels-last, compiled if asked."""
+    extractor = create_extractor(
+        config.extractor,
+        weights=config.weights,
+        device=device,
+        allow_random=config.allow_random_weights,
+    )
+    return extractor.to(memory_format=torch.channels_last)
+
+
+def extract_features(
+    slide_path: str | Path,
+    out_dir: str | Path,
+    config: ExtractConfig | None = None,
+    extractor: FeatureExtractor | None = None,
+) -> Job[Path]:
+    """Extract the features of one slide into ``out_dir/<slide_id>.h5``.
+
+    Parameters
+    ----------
+    slide_path : path
+        The slide.
+    out_dir : path
+        Folder of the feature files.
+    config : ExtractConfig, optional
+        Settings; defaults as the CLI's.
+    extractor : FeatureExtractor, optional
+        An extractor already built from ``config`` (multi-slide runs share one).
+
+    Returns
+    -------
+    Path of the feature file (written, or found up to date).
+
+    Warns
+    -----
+    EmptyBagWarning
+        When no patch has enough tissue (the file holds an empty bag).
+    """
+    from slidescope.app.slides import open_slide
+
+    config = config or ExtractConfig()
+    out_dir = Path(out_dir)
+    with open_slide(slide_path, mpp=config.slide_mpp) as slide:
+        identity = slide.identity
+        path = out_dir / f"{identity.slide_id}.h5"
+        yield Progress(0, None, f"{identity.slide_id}: tissue")
+        roi = None
+        if config.roi is not None:
+            from slidescope.app.annotations.geojson import read_geojson
+
+            roi = read_geojson(config.roi)
+        tissue = detect_tissue(slide, config.tissue, roi=roi, roi_mode=config.roi_mode)
+        grid = make_patch_grid(
+            slide, tissue, config.target_mpp, config.patch_px, config.overlap_px, config.min_tissue
+        )
+        device = (
+            extractor_device(extractor) if extractor is not None else resolve_device(config.device)
+        )
+        if extractor is None:
+            extractor = build_extractor(config, device)
+        settings = _settings(config, grid, identity.fingerprint, extractor)
+        if is_up_to_date(path, settings):
+            yield Progress(len(grid), len(grid), f"{identity.slide_id}: up to date")
+            return path
+        attrs = _attrs(grid, identity, extractor)
+        coords_attrs = {"patch_size": grid.patch_size_level0, "patch_level": grid.read_level}
+        writer = FeatureWriter.open(path, attrs, settings, coords_attrs)
+        try:
+            todo = _remaining(grid.coords, writer.written_coords())
+            if len(grid) == 0:
+                warnings.warn(
+                    f"{slide.path}: no patch has {config.min_tissue:.0%} tissue; "
+                    "its feature file is an empty bag",
+                    EmptyBagWarning,
+                    stacklevel=1,
+                )
+            yield Progress(writer.count, len(grid), f"{identity.slide_id}: features")
+            runner = _ModelRunner(extractor, device, config.compile)
+            with PatchReader(slide, grid, config.batch_size, config.workers) as reader:
+                for coords, features in runner.run(reader.batches(todo)):
+                    writer.append(coords, features)
+                    yield Progress(writer.count, len(grid), f"{identity.slide_id}: features")
+            return writer.finish()
+        finally:
+            writer.close()
+
+
+def extract_many(
+    slide_paths: list[str | Path] | list[Path],
+    out_dir: str | Path,
+    config: ExtractConfig | None = None,
+) -> Job[ExtractSummary]:
+    """Extract several slides with one extractor; a failing slide is recorded, others go on.
+
+    Progress counts slides. User errors of a slide (unreadable file, missing mpp, ...) and
+    unexpected ones land in :attr:`ExtractSummary.failed` with their message.
+    """
+    config = config or ExtractConfig()
+    device = resolve_device(config.device)
+    extractor = build_extractor(config, device)
+    summary = ExtractSummary()
+    total = len(slide_paths)
+    for i, slide_path in enumerate(slide_paths):
+        slide_path = Path(slide_path)
+        prefix = f"[{i + 1}/{total}] "
+        yield Progress(i, total, prefix + slide_path.name)
+        job = extract_features(slide_path, out_dir, config, extractor)
+        try:
+            while True:
+                step = next(job)
+                shown = f" {step.done}/{step.total}" if step.total else ""
+                yield Progress(i, total, prefix + step.what + shown)
+        except StopIteration as stop:
+            summary.written.append(stop.value)
+        except (SlideScopeError, ModelError, OSError, ValueError) as error:
+            summary.failed[slide_path] = str(error)
+        except Exception as error:  # a bug on one slide must not stop a cohort
+            summary.failed[slide_path] = f"{type(error).__name__}: {error}"
+        finally:
+            job.close()
+    yield Progress(total, total, "done")
+    return summary
+
+
+def extractor_device(extractor: FeatureExtractor) -> torch.device:
+    """The device an extractor's weights (or buffers) live on; CPU when it has none."""
+    for tensor in [*extractor.parameters(), *extractor.buffers()]:
+        return tensor.device
+    return torch.device("cpu")
+
+
+class _ModelRunner:
+    """Runs batches through the extractor, overlapping copies and compute on CUDA.
+
+    On CUDA, a batch is copied into pinned memory, sent with ``non_blocking=True``, run
+    under autocast, and its features copied back non-blocking; they are collected one
+    batch later, so the GPU works on batch i+1 while the host writes batch i.
+    """
+
+    def __init__(self, extractor: FeatureExtractor, device: torch.device, compile: bool) -> None:
+        self.extractor = extractor
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.forward = torch.compile(extractor) if compile else extractor
+        self.autocast_dtype = (
+            (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+            if self.cuda
+            else None
+        )
+
+    def run(
+        self, batches: Iterator[tuple[np.ndarray, np.ndarray]]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(coords, uint8 patches)`` batches in, ``(coords, float32 features)`` out, in order."""
+        if not self.cuda:
+            for coords, patches in batches:
+                yield coords, self._forward(torch.from_numpy(patches)).numpy()
+            return
+        staging: list[torch.Tensor | None] = [None, None]
+        results: list[torch.Tensor | None] = [None, None]
+        pending: tuple[np.ndarray, torch.Tensor, torch.cuda.Event] | None = None
+        for n, (coords, patches) in enumerate(batches):
+            slot = n % 2
+            batch = torch.from_numpy(patches)
+            staging[slot] = _pinned(staging[slot], batch.shape, torch.uint8)
+            staged = staging[slot][: batch.shape[0]]  # type: ignore[index]
+            staged.copy_(batch)
+            features = self._forward(staged.to(self.device, non_blocking=True))
+            results[slot] = _pinned(results[slot], features.shape, torch.float32)
+            host = results[slot][: features.shape[0]]  # type: ignore[index]
+            host.copy_(features, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            if pending is not None:
+                pending[2].synchronize()
+                yield pending[0], pending[1].numpy()
+            pending = (coords, host, event)
+        if pending is not None:
+            pending[2].synchronize()
+            yield pending[0], pending[1].numpy()
+
+    @torch.inference_mode()
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        x = self.extractor.prepare(batch)
+        x = x.contiguous(memory_format=torch.channels_last)
+        use_autocast = self.cuda and self.extractor.spec.mixed_precision
+        with torch.autocast(
+            device_type=self.device.type, dtype=self.autocast_dtype, enabled=use_autocast
+        ):
+            features = self.forward(x)
+        return features.float()
+
+
+def _pinned(buffer: torch.Tensor | None, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """A pinned host buffer at least ``shape`` long (reused between batches)."""
+    if buffer is None or buffer.shape[0] < shape[0] or buffer.shape[1:] != shape[1:]:
+        buffer = torch.empty(shape, dtype=dtype).pin_memory()
+    return buffer
+
+
+def _remaining(coords: np.ndarray, written: np.ndarray) -> np.ndarray:
+    """``coords`` minus those already ``written`` (order kept)."""
+    if len(written) == 0:
+        return coords
+    done = {(int(x), int(y)) for x, y in written}
+    keep = np.fromiter(
+        ((int(x), int(y)) not in done for x, y in coords), dtype=bool, count=len(coords)
+    )
+    return coords[keep]
+
+
+def _weights_fingerprint(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(str(path.stat().st_size).encode())
+    with path.open("rb") as f:
+        digest.update(f.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def _settings(
+    config: ExtractConfig, grid: PatchGrid, fingerprint: str, extractor: FeatureExtractor
+) -> dict[str, Any]:
+    return {
+        "slide_fingerprint": fingerprint,
+        "slide_mpp": list(grid.slide_mpp),
+        "extractor": extractor.spec.name,
+        "extractor_version": extractor.spec.version,
+        "feature_dim": extractor.spec.feature_dim,
+        "weights": _weights_fingerprint(config.weights),
+        "random_weights": bool(config.allow_random_weights and config.weights is None),
+        "min_tissue": config.min_tissue,
+        "tissue": asdict(config.tissue),
+        "roi": _weights_fingerprint(config.roi),
+        "roi_mode": config.roi_mode if config.roi is not None else None,
+        **grid.geometry(),
+    }
+
+
+def _attrs(grid: PatchGrid, identity: Any, extractor: FeatureExtractor) -> dict[str, Any]:
+    return {
+        "extractor": extractor.spec.name,
+        "feature_dim": extractor.spec.feature_dim,
+        "patch_size": grid.patch_px,
+        "patch_size_level0": grid.patch_size_level0,
+        "target_mpp": grid.target_mpp,
+        "slide_mpp": list(grid.slide_mpp),
+        "read_level": grid.read_level,
+        "overlap": grid.overlap_px,
+        "slide_id": identity.slide_id,
+        "slide_fingerprint": identity.fingerprint,
+        "slide_width": identity.width,
+        "slide_height": identity.height,
+    }

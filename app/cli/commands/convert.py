@@ -1,0 +1,51 @@
+"""``slidescope convert``: write a slide as an OME-Zarr (NGFF 0.4) pyramid, resumably."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "convert"
+HELP = (
+    "Convert a slide to an OME-Zarr (NGFF 0.4) pyramid that napari and other NGFF readers "
+    "open. Stopped half-way, running it again finishes the job."
+)
+
+
+# as in slidescope.app.slides.convert, which is not imported here so that the command
+# line starts fast (tests/app/slides/test_convert.py checks they agree)
+COMPRESSIONS = ("zstd", "lz4", "jpeg", "none")
+DEFAULT_COMPRESSION = "zstd"
+DEFAULT_CHUNK = 512
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("slide", type=Path, metavar="SLIDE", help="the slide to convert")
+    parser.add_argument("out", type=Path, metavar="OUT.zarr", help="the OME-Zarr to write")
+    parser.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default=DEFAULT_COMPRESSION,
+        help="zstd (default): lossless, every reader decodes it; lz4: lossless, faster, "
+        "larger; jpeg: lossy and small, but readers need imagecodecs' codecs registered "
+        "(napari-ome-zarr alone cannot decode it); none: uncompressed",
+    )
+    parser.add_argument(
+        "--chunk", type=int, default=DEFAULT_CHUNK, help="chunk width and height in px"
+    )
+    parser.add_argument(
+        "--slide-mpp", type=float, default=None, help="the slide's µm/px, if the file lacks it"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from slidescope.app.cli.progress import run_with_progress
+    from slidescope.app.slides import open_slide
+    from slidescope.app.slides.convert import convert_to_omezarr
+
+    with open_slide(args.slide, mpp=args.slide_mpp) as slide:
+        job = convert_to_omezarr(slide, args.out, compression=args.compression, chunk=args.chunk)
+        out = run_with_progress(job, "convert", quiet=args.quiet)
+    print(f"{out}: OME-Zarr pyramid of {args.slide.name} ({args.compression})")
+    return 0

@@ -1,0 +1,174 @@
+"""``slidescope export``: heatmaps of one slide or a cohort, serially or on a Dask cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NAME = "export"
+HELP = (
+    "Analyse slides with a checkpoint and export heatmaps: PNG overlays, pyramidal "
+    "OME-TIFF/OME-Zarr overlays, GeoJSON and CSV of patch scores (resumable)."
+)
+
+KIND_NAMES = ("attention", "hard", "masked", "prob")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "slides",
+        nargs="+",
+        metavar="SLIDE",
+        help="slide files, folders of slides or CSV lists (column 'slide' or 'path')",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        "--model",
+        dest="checkpoint",
+        required=True,
+        type=Path,
+        help="the model checkpoint (.safetensors)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output folder (one sub-folder per slide, summary.csv/json)",
+    )
+    parser.add_argument(
+        "--kinds",
+        default="attention,hard,masked,prob",
+        help="comma-separated heatmap kinds among attention, hard, masked, prob (default: all)",
+    )
+    parser.add_argument(
+        "--normalise",
+        "--normalize",
+        dest="normalise",
+        choices=("raw", "minmax", "rank"),
+        default="minmax",
+        help="display normalisation (default minmax)",
+    )
+    parser.add_argument(
+        "--smooth",
+        action="store_true",
+        help="Gaussian smoothing of the heatmaps (one patch sigma)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="contour threshold on the displayed (normalised) scores, e.g. 0.5",
+    )
+    parser.add_argument("--colormap", default="turbo", help="matplotlib colormap (default turbo)")
+    parser.add_argument(
+        "--opacity", type=float, default=0.5, help="overlay opacity 0-1 (default 0.5)"
+    )
+    parser.add_argument(
+        "--overlay",
+        choices=("ome-tiff", "ome-zarr", "none"),
+        default="ome-tiff",
+        help="pyramidal overlay format (default ome-tiff)",
+    )
+    parser.add_argument(
+        "--mask-ratio",
+        type=float,
+        default=None,
+        help="share of salient patches masked for the hard-instance view (default: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--teacher",
+        action="store_true",
+        help="let the checkpoint's MHIM teacher choose the salient patches",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="cache of features and results (default OUT/cache)",
+    )
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--slide-mpp",
+        type=float,
+        default=None,
+        metavar="MPP",
+        help="the slides' microns per pixel, when the files do not say",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="a running Dask scheduler (tcp://host:8786); default: a local cluster",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the local Dask cluster; 0 = run here, one slide after another (default 2)")  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from slidescope.app.analysis.heatmaps import DisplayChoices
+    from slidescope.app.cli.progress import run_with_progress
+    from slidescope.app.errors import SlideScopeError
+    from slidescope.app.export.batch import ExportTask, expand_slides, export_batch
+    from slidescope.app.export.slide_export import ExportOptions
+    from slidescope.models.checkpoints import read_meta
+
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KIND_NAMES]
+    if unknown or not kinds:
+        raise SlideScopeError(
+            f"--kinds: unknown kind(s) {unknown}; choose from {', '.join(KIND_NAMES)}"
+        )
+    if not 0.0 <= args.opacity <= 1.0:
+        raise SlideScopeError(f"--opacity must lie in [0, 1], got {args.opacity}")
+    if args.mask_ratio is not None and not 0.0 <= args.mask_ratio < 1.0:
+        raise SlideScopeError(f"--mask-ratio must lie in [0, 1), got {args.mask_ratio}")
+    read_meta(args.checkpoint)  # a wrong checkpoint fails once, before any slide
+    try:
+        import matplotlib
+
+        matplotlib.colormaps[args.colormap]
+    except KeyError:
+        raise SlideScopeError(f"--colormap: unknown colormap {args.colormap!r}") from None
+
+    slides = expand_slides(args.slides)
+    options = ExportOptions(
+        kinds=kinds,
+        display=DisplayChoices(
+            normalisation=args.normalise,
+            smooth=args.smooth,
+            threshold=args.threshold,
+            colormap=args.colormap,
+            opacity=args.opacity,
+        ),
+        overlay_format=args.overlay,
+    )
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    cache = args.cache or out / "cache"
+    tasks = [
+        ExportTask(
+            slide=str(slide),
+            checkpoint=str(args.checkpoint),
+            out_dir=str(out),
+            options=options,
+            cache_dir=str(cache),
+            device=args.device,
+            mask_ratio=args.mask_ratio,
+            slide_mpp=args.slide_mpp,
+            use_teacher=args.teacher,
+        )
+        for slide in slides
+    ]
+    job = export_batch(tasks, out, workers=args.workers, scheduler=args.scheduler)
+    outcomes = run_with_progress(job, f"export {len(tasks)} slide(s)")
+    failed = [o for o in outcomes if o.status == "failed"]
+    counts = {
+        s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "no tissue", "failed")
+    }
+    print(
+        ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        + f"; summary in {out / 'summary.csv'}"
+    )
+    for outcome in failed:
+        print(f"failed: {outcome.error}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,85 @@
+"""What every export carries, and how every export file is written (atomically)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from slidescope.app.analysis.heatmaps import DisplayChoices
+from slidescope.app.analysis.slide_analysis import SlideAnalysis
+
+
+def export_metadata(
+    analysis: SlideAnalysis,
+    display: DisplayChoices,
+    *,
+    layer: str | None = None,
+    value_range: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """The slide's identity and mpp, the model's verdict and the display choices.
+
+    Parameters
+    ----------
+    analysis : SlideAnalysis
+    display : DisplayChoices
+    layer : str, optional
+        The score shown (``attention``, ``hard_attention``, ``masked``, ``prob_<class>``).
+    value_range : tuple of float, optional
+        The displayed (normalised, smoothed) range the colormap spans.
+    """
+    meta: dict[str, Any] = {
+        "software": "SlideScope",
+        "slide": analysis.identity.to_dict(),
+        "mpp": list(analysis.identity.mpp) if analysis.identity.mpp else None,
+        "patch_size_level0": analysis.patch_size_level0,
+        "checkpoint": analysis.checkpoint_path,
+        "checkpoint_sha256": analysis.checkpoint_hash,
+        "arch": analysis.arch,
+        "extractor": analysis.extractor,
+        "class_names": analysis.class_names,
+        "probabilities": [float(p) for p in analysis.probabilities],
+        "predicted_class": analysis.predicted_class,
+        "mask_ratio": analysis.mask_ratio,
+        "mask_score": analysis.mask_score,
+        "score_source": analysis.score_source,
+        "status": analysis.status,
+        "display": display.to_dict(),
+    }
+    if layer is not None:
+        meta["layer"] = layer
+    if value_range is not None:
+        meta["value_range"] = [float(value_range[0]), float(value_range[1])]
+    return meta
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A sibling temporary path to write; renamed onto ``path`` when the block succeeds.
+
+    The temporary name keeps ``path``'s suffixes, so writers that pick a format by suffix
+    (Pillow, tifffile) still do.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix="".join(path.suffixes[-2:]) or ".tmp", dir=path.parent
+    )
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        # mkstemp makes the file private; an export is meant to be shared like any output
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -1,0 +1,104 @@
+"""The project's slides: thumbnail, name and analysis state; double-click to show one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtCore import QSize, Qt, Signal
+from qtpy.QtGui import QIcon, QPixmap
+from qtpy.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+from slidescope.app.project.project import Project, SlideEntry
+
+ICON_SIZE = 72
+
+
+def analysis_summary(entry: SlideEntry) -> str:
+    """One line of analysis states, e.g. ``"demo-abmil: done"`` or ``"not analysed"``."""
+    if not entry.analyses:
+        return "not analysed"
+    return ", ".join(f"{key}: {info.get('state', '?')}" for key, info in entry.analyses.items())
+
+
+class SlideList(QWidget):
+    """The slides of the open project (or of this session when no project is open).
+
+    Signals
+    -------
+    slide_activated(str)
+        The absolute path of the slide the user double-clicked (or pressed Enter on).
+    add_slides_requested, add_folder_requested
+        The Add buttons were clicked (the window shows the file dialogs).
+    """
+
+    slide_activated = Signal(str)
+    add_slides_requested = Signal()
+    add_folder_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("slidescope-slides")
+        self.title = QLabel("No project: slides of this session")
+        self.title.setWordWrap(True)
+        self.list = QListWidget()
+        self.list.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
+        self.list.itemActivated.connect(self._activated)
+        self.list.itemDoubleClicked.connect(self._activated)
+        add = QPushButton("Add slides...")
+        add.clicked.connect(self.add_slides_requested)
+        add_folder = QPushButton("Add folder...")
+        add_folder.clicked.connect(self.add_folder_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(add)
+        buttons.addWidget(add_folder)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(buttons)
+        self._current: str | None = None
+
+    def show_project(self, project: Project | None, session: list[Path] | None = None) -> None:
+        """List a project's slides, or the session's loose slides when there is no project."""
+        self.list.clear()
+        if project is not None:
+            self.title.setText(f"Project {project.name} ({len(project)} slides)")
+            for entry in project:
+                path = project.slide_path(entry)
+                thumb = project.thumbnail_path(entry.slide_id)
+                self._add_item(entry.slide_id, path, analysis_summary(entry), thumb)
+        else:
+            self.title.setText("No project: slides of this session")
+            for path in session or []:
+                self._add_item(path.name, path, "", None)
+        self.mark_current(self._current)
+
+    def mark_current(self, path: str | None) -> None:
+        """Bold the slide that is shown."""
+        self._current = path
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            font = item.font()
+            font.setBold(item.data(Qt.ItemDataRole.UserRole) == path)
+            item.setFont(font)
+
+    def paths(self) -> list[str]:
+        return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
+
+    def _add_item(self, name: str, path: Path, state: str, thumbnail: Path | None) -> None:
+        item = QListWidgetItem(f"{name}\n{state}" if state else name)
+        item.setData(Qt.ItemDataRole.UserRole, str(path))
+        item.setToolTip(str(path))
+        if thumbnail is not None and thumbnail.exists():
+            item.setIcon(QIcon(QPixmap(str(thumbnail))))
+        self.list.addItem(item)
+
+    def _activated(self, item: QListWidgetItem) -> None:
+        self.slide_activated.emit(item.data(Qt.ItemDataRole.UserRole))

@@ -1,0 +1,128 @@
+"""ABMIL: attention-based deep MIL (Ilse et al., 2018), plain and gated attention.
+
+The bag feature is the attention-weighted sum of the hidden instances,
+``z = sum_i a_i h_i`` with ``a = softmax_i(w^T f(h_i))``, where ``f`` is ``tanh(V h)``
+(plain) or ``tanh(V h) * sigmoid(U h)`` (gated). This is the ``AttentionMIL`` /
+``GatedAttention`` backbone that MHIM-MIL trains as its "ABMIL" variant.
+"""
+
+from __future__ import annotations
+
+import torch
+from slidescope.models.mil.base import (
+    MILModel,
+    MILOutput,
+    instance_probabilities,
+    join_tokens,
+    real_attention,
+    require_instances,
+)
+from slidescope.models.mil.registry import register_model
+from torch import Tensor, nn
+
+
+def instance_embedding(
+    in_dim: int, hidden_dim: int, dropout: float, act: str = "relu"
+) -> nn.Module:
+    """The per-instance embedding every model shares: Linear + activation + dropout."""
+    activation: nn.Module = nn.GELU() if act == "gelu" else nn.ReLU()
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), activation, nn.Dropout(dropout))
+
+
+class AttentionScore(nn.Module):
+    """Unnormalised attention score of each instance, plain or gated.
+
+    Parameters
+    ----------
+    hidden_dim : int
+        Size H of an instance.
+    attention_dim : int
+        Size of the attention network's hidden layer.
+    gated : bool
+        Multiply the tanh branch by a sigmoid gate (Ilse et al.'s gated attention).
+    dropout : float
+        Dropout on the attention network's hidden layer.
+    """
+
+    def __init__(self, hidden_dim: int, attention_dim: int, gated: bool, dropout: float) -> None:
+        super().__init__()
+        self.value = nn.Sequential(nn.Linear(hidden_dim, attention_dim), nn.Tanh())
+        self.gate = (
+            nn.Sequential(nn.Linear(hidden_dim, attention_dim), nn.Sigmoid()) if gated else None
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.score = nn.Linear(attention_dim, 1)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """(N, H) -> (N,) raw scores (before the softmax over instances)."""
+        a = self.value(h)
+        if self.gate is not None:
+            a = a * self.gate(h)
+        return self.score(self.dropout(a)).squeeze(-1)
+
+
+class ABMIL(MILModel):
+    """Attention-based MIL with a linear bag classifier.
+
+    Parameters
+    ----------
+    in_dim : int
+        Feature dimension D of the instances.
+    n_classes : int
+        Number of classes C (or hazard bins for survival).
+    hidden_dim : int
+        Size H of the hidden instances and of the bag feature.
+    attention_dim : int
+        Size of the attention network's hidden layer (default H / 2).
+    gated : bool
+        Use gated attention.
+    dropout : float
+        Dropout after the instance embedding and inside the attention network.
+    act : str
+        Activation of the instance embedding, ``"relu"`` or ``"gelu"``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        n_classes: int,
+        hidden_dim: int = 512,
+        attention_dim: int | None = None,
+        gated: bool = False,
+        dropout: float = 0.25,
+        act: str = "relu",
+    ) -> None:
+        super().__init__(in_dim, n_classes, hidden_dim)
+        attention_dim = attention_dim or max(hidden_dim // 2, 1)
+        self.embedding = instance_embedding(in_dim, hidden_dim, dropout, act)
+        self.attention = AttentionScore(hidden_dim, attention_dim, gated, dropout)
+        self.classifier = nn.Linear(hidden_dim, n_classes)
+
+    def embed_hidden(self, x: Tensor) -> Tensor:
+        return self.embedding(x)
+
+    def aggregate(self, h: Tensor, tokens: Tensor | None = None) -> MILOutput:
+        require_instances(h, self.arch or "abmil")
+        n = h.shape[0]
+        everything = join_tokens(h, tokens)
+        weights = torch.softmax(self.attention(everything), dim=0)
+        bag = weights @ everything
+        pooled = weights[:n]
+        return MILOutput(
+            logits=self.classifier(bag),
+            attention=real_attention(pooled, tokens),
+            bag_feature=bag,
+            instance_probs=instance_probabilities(self.classifier, pooled[:, None] * h),
+        )
+
+
+@register_model("abmil")
+def abmil(in_dim: int, n_classes: int, **kwargs: object) -> ABMIL:
+    """ABMIL with plain (tanh) attention."""
+    return ABMIL(in_dim, n_classes, gated=False, **kwargs)  # type: ignore[arg-type]
+
+
+@register_model("abmil_gated")
+def abmil_gated(in_dim: int, n_classes: int, **kwargs: object) -> ABMIL:
+    """ABMIL with gated (tanh x sigmoid) attention."""
+    return ABMIL(in_dim, n_classes, gated=True, **kwargs)  # type: ignore[arg-type]

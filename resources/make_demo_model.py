@@ -1,0 +1,166 @@
+"""Remake ``demo_model.safetensors``: the bundled demo checkpoint, end to end.
+
+Run ``python -m slidescope.resources.make_demo_model`` (about 10 minutes on 2 CPU cores).
+It uses nothing but SlideScope's own command line, exactly as a user would:
+
+1. ``slidescope demo-slide`` writes procedural H&E demo slides of the seeds below (some
+   with planted lesions, some without); none is the seed the demo or the tests show;
+2. ``slidescope extract --extractor builtin`` extracts their patch features;
+3. ``slidescope train`` trains an ABMIL model on the labels "lesion present or not";
+4. the checkpoint is copied here with ``demo_model.json``, which records how it was made.
+
+Options: ``--work DIR`` keeps the slides and features (default: a temporary folder),
+``--out DIR`` writes elsewhere than the package's resources folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+#: seeds are tried from FIRST_SEED upwards until each label has its count; a seed's label is
+#: read from the lesion outlines the generator writes ("lesion" if any, else "normal")
+FIRST_SEED = 1000
+PER_LABEL = {"train": 6, "val": 1}
+WIDTH, HEIGHT, SLIDE_MPP = 10_240, 8_192, 0.25
+#: patch geometry: 128 px at 0.5 µm/px = 256 level-0 px, a fine heatmap on small slides
+PATCH_PX, TARGET_MPP = 128, 0.5
+MODEL = "abmil"
+TRAIN_ARGS = (
+    "--method",
+    "plain",
+    "--epochs",
+    "40",
+    "--patience",
+    "0",
+    "--lr",
+    "5e-4",
+    "--seed",
+    "0",
+)
+#: seeds the model never saw, shown by the demo and checked by tests/app/test_demo_model.py
+UNSEEN_SEEDS = (7, 2024)
+
+HERE = Path(__file__).resolve().parent
+
+
+def slidescope(*args: str) -> None:
+    """Run one ``slidescope`` command in this process; stop on failure."""
+    from slidescope.app.cli import main
+
+    print("$ slidescope " + " ".join(args), flush=True)
+    status = main(list(args))
+    if status != 0:
+        raise SystemExit(f"slidescope {args[0]} failed with status {status}")
+
+
+def make(work: Path, out: Path) -> dict[str, object]:
+    """Make the checkpoint in ``out`` from slides and features in ``work``; returns the record."""
+    start = time.perf_counter()
+    slides, features = work / "slides", work / "features"
+    slides.mkdir(parents=True, exist_ok=True)
+    rows: list[str] = []
+    seeds: list[tuple[int, str, str]] = []
+    wanted = {
+        (label, split): n for split, n in PER_LABEL.items() for label in ("lesion", "normal")
+    }
+    seed = FIRST_SEED
+    while any(wanted.values()):
+        path = slides / f"demo_{seed}.tiff"
+        if not path.exists():
+            slidescope(
+                "demo-slide", str(path), "--width", str(WIDTH), "--height", str(HEIGHT),
+                "--seed", str(seed), "--mpp", str(SLIDE_MPP), "--quiet",
+            )  # fmt: skip
+        lesions = json.loads(path.with_name(f"{path.stem}.lesions.geojson").read_text())
+        label = "lesion" if lesions["features"] else "normal"
+        split = next((sp for (lb, sp), n in wanted.items() if lb == label and n > 0), None)
+        if split is not None:
+            wanted[(label, split)] -= 1
+            seeds.append((seed, label, split))
+            rows.append(f"demo_{seed},{label},{split}")
+        seed += 1
+    made_slides = time.perf_counter()
+    slidescope(
+        "extract", *(str(slides / f"demo_{s}.tiff") for s, _, _ in seeds), "--out", str(features),
+        "--extractor", "builtin", "--patch", str(PATCH_PX), "--target-mpp", str(TARGET_MPP),
+    )  # fmt: skip
+    extracted = time.perf_counter()
+    labels = work / "labels.csv"
+    labels.write_text("slide_id,label,split\n" + "\n".join(rows) + "\n")
+    checkpoint = work / "demo_model.safetensors"
+    slidescope(
+        "train", "--features", str(features), "--labels", str(labels), "--model", MODEL,
+        "--out", str(checkpoint), *TRAIN_ARGS, "--quiet",
+    )  # fmt: skip
+    trained = time.perf_counter()
+
+    from slidescope.models.checkpoints import read_meta
+
+    meta = read_meta(checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "demo_model.safetensors"
+    shutil.copyfile(checkpoint, target)
+    record = {
+        "what": "SlideScope demo checkpoint: ABMIL on builtin features, lesion vs normal",
+        "remake": "python -m slidescope.resources.make_demo_model",
+        "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+        "bytes": target.stat().st_size,
+        "architecture": meta.architecture,
+        "class_names": meta.class_names,
+        "extractor": meta.extractor,
+        "patch_size": meta.patch_size,
+        "target_mpp": meta.target_mpp,
+        "demo_slides": {
+            "generator": "slidescope demo-slide",
+            "width": WIDTH,
+            "height": HEIGHT,
+            "mpp": SLIDE_MPP,
+            "seeds": [{"seed": sd, "label": lb, "split": sp} for sd, lb, sp in seeds],
+            "label": "lesion if the slide has at least one planted lesion, else normal",
+            "unseen_seeds_for_demo_and_tests": list(UNSEEN_SEEDS),
+        },
+        "commands": {
+            "extract": f"slidescope extract SLIDES --out FEATURES --extractor builtin --patch {PATCH_PX} --target-mpp {TARGET_MPP}",
+            "train": "slidescope train --features FEATURES --labels labels.csv "
+            f"--model {MODEL} --out demo_model.safetensors {' '.join(TRAIN_ARGS)}",
+        },
+        "training": meta.training,
+        "metrics": meta.metrics,
+        "seconds": {
+            "slides": round(made_slides - start, 1),
+            "extract": round(extracted - made_slides, 1),
+            "train": round(trained - extracted, 1),
+            "total": round(trained - start, 1),
+        },
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}",
+    }
+    (out / "demo_model.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=None, help="keep slides and features here")
+    parser.add_argument("--out", type=Path, default=HERE, help="where the checkpoint goes")
+    args = parser.parse_args(argv)
+    if args.work is not None:
+        record = make(args.work, args.out)
+    else:
+        with tempfile.TemporaryDirectory(prefix="slidescope-demo-model-") as tmp:
+            record = make(Path(tmp), args.out)
+    print(json.dumps({k: record[k] for k in ("sha256", "bytes", "metrics", "seconds")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The extraction job and the ``extract`` / ``tissue`` commands, end to end on small slides."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from slidescope.app.analysis.extract import (
+    EmptyBagWarning,
+    ExtractConfig,
+    extract_features,
+    extract_many,
+)
+from slidescope.app.analysis.feature_writer import partial_path
+from slidescope.app.cli import main
+from slidescope.app.errors import MissingMppError
+from slidescope.app.jobs import run_job
+from tissue_slides import he_like_image, write_pyramid_tiff
+
+torch.set_num_threads(1)
+# 64 px patches at 1 µm/px on a 0.5 µm/px slide: 128 level-0 px, read from level 1
+CONFIG = ExtractConfig(target_mpp=1.0, patch_px=64, batch_size=8, workers=2, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def slide_path(tmp_path_factory):
+    image = he_like_image(1536, 1024, blobs=[(450, 500, 350), (1250, 520, 260)], seed=2)
+    return write_pyramid_tiff(tmp_path_factory.mktemp("slides") / "case01.tiff", image, mpp=0.5)
+
+
+@pytest.fixture(scope="module")
+def glass_path(tmp_path_factory):
+    return write_pyramid_tiff(
+        tmp_path_factory.mktemp("glass") / "glass.tiff", he_like_image(768, 512)
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(slide_path, tmp_path_factory):
+    """Features of an uninterrupted run."""
+    out = tmp_path_factory.mktemp("reference")
+    path = run_job(extract_features(slide_path, out, CONFIG))
+    with h5py.File(path, "r") as f:
+        return f["coords"][:], f["features"][:]
+
+
+def test_feature_file_contract(slide_path, reference, tmp_path) -> None:
+    path = run_job(extract_features(slide_path, tmp_path, CONFIG))
+    assert path == tmp_path / "case01.h5"
+    assert not partial_path(path).exists()
+    with h5py.File(path, "r") as f:
+        features, coords = f["features"], f["coords"]
+        assert features.dtype == np.float32
+        assert coords.dtype == np.int64
+        assert features.maxshape == (None, 74)
+        assert features.chunks is not None
+        assert coords.shape == (features.shape[0], 2)
+        assert len(coords) > 20
+        assert dict(coords.attrs) == {"patch_size": 128, "patch_level": 1}
+        attrs = dict(f.attrs)
+        assert attrs["format_version"] == 1
+        assert bool(attrs["complete"])
+        assert attrs["extractor"] == "builtin"
+        assert attrs["feature_dim"] == 74
+        assert attrs["patch_size"] == 64
+        assert attrs["patch_size_level0"] == 128
+        assert attrs["target_mpp"] == 1.0
+        assert list(attrs["slide_mpp"]) == [0.5, 0.5]
+        assert attrs["read_level"] == 1
+        assert attrs["slide_id"] == "case01"
+        assert (attrs["slide_width"], attrs["slide_height"]) == (1536, 1024)
+        assert len(attrs["slide_fingerprint"]) == 16
+        # patches lie on the grid and on the tissue
+        assert np.all(coords[:] % 128 == 0)
+        assert np.isfinite(features[:]).all()
+        assert np.array_equal(coords[:], reference[0])
+
+
+def test_cancelled_run_resumes_to_the_same_features(slide_path, reference, tmp_path) -> None:
+    job = extract_features(slide_path, tmp_path, CONFIG)
+    steps = [next(job) for _ in range(4)]  # tissue, start, two batches
+    job.close()
+    partial = partial_path(tmp_path / "case01.h5")
+    assert steps[-1].done == 16
+    assert not (tmp_path / "case01.h5").exists()
+    with h5py.File(partial, "r") as f:
+        assert not f.attrs["complete"]
+        assert f["features"].shape[0] == 16
+    resumed = extract_features(slide_path, tmp_path, CONFIG)
+    first = [next(resumed) for _ in range(2)][-1]
+    assert first.done == 16  # the written patches are not read again
+    path = run_job(resumed)
+    with h5py.File(path, "r") as f:
+        assert np.array_equal(f["coords"][:], reference[0])
+        assert np.allclose(f["features"][:], reference[1], atol=1e-5)
+
+
+def test_up_to_date_files_are_skipped(slide_path, tmp_path) -> None:
+    path = run_job(extract_features(slide_path, tmp_path, CONFIG))
+    stamp = path.stat().st_mtime_ns
+    steps = list(extract_features(slide_path, tmp_path, CONFIG))
+    assert steps[-1].what.endswith("up to date")
+    assert path.stat().st_mtime_ns == stamp
+    # other geometry: extracted again
+    other = ExtractConfig(target_mpp=1.0, patch_px=96, batch_size=8, workers=1, device="cpu")
+    run_job(extract_features(slide_path, tmp_path, other))
+    with h5py.File(path, "r") as f:
+        assert f.attrs["patch_size"] == 96
+
+
+def test_a_slide_without_tissue_is_an_empty_bag(glass_path, tmp_path) -> None:
+    with pytest.warns(EmptyBagWarning, match="empty bag"):
+        path = run_job(extract_features(glass_path, tmp_path, CONFIG))
+    with h5py.File(path, "r") as f:
+        assert f["features"].shape == (0, 74)
+        assert f["coords"].shape == (0, 2)
+        assert bool(f.attrs["complete"])
+
+
+def test_a_slide_without_mpp_needs_slide_mpp(tmp_path) -> None:
+    image = he_like_image(1024, 1024, blobs=[(512, 512, 400)])
+    path = write_pyramid_tiff(tmp_path / "nompp.tiff", image, mpp=None, levels=2)
+    with pytest.raises(MissingMppError, match="--slide-mpp"):
+        run_job(extract_features(path, tmp_path / "out", CONFIG))
+    config = ExtractConfig(patch_px=64, slide_mpp=0.5, device="cpu", min_tissue=0.2)
+    out = run_job(extract_features(path, tmp_path / "out", config))
+    with h5py.File(out, "r") as f:
+        assert list(f.attrs["slide_mpp"]) == [0.5, 0.5]
+        assert f.attrs["patch_size_level0"] == 64
+
+
+def test_many_slides_go_on_after_a_failure(slide_path, tmp_path) -> None:
+    missing = tmp_path / "missing.svs"
+    summary = run_job(extract_many([missing, slide_path], tmp_path / "out", CONFIG))
+    assert summary.written == [tmp_path / "out" / "case01.h5"]
+    assert list(summary.failed) == [missing]
+    assert "no such file" in summary.failed[missing]
+
+
+def test_extract_command(slide_path, glass_path, tmp_path, capsys) -> None:
+    out = tmp_path / "features"
+    args = ["extract", str(slide_path), str(glass_path), "--out", str(out), "--patch", "64"]
+    args += ["--target-mpp", "1"]
+    assert main([*args, "--device", "cpu", "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "case01.h5" in captured.out
+    assert "glass.h5" in captured.out
+    assert "warning:" in captured.err
+    assert "empty bag" in captured.err
+    assert main(["extract", str(tmp_path / "nope.tiff"), "--out", str(out)]) == 1
+    assert "nope.tiff" in capsys.readouterr().err
+    assert main(["extract", str(slide_path), "--out", str(out), "--extractor", "uni"]) == 2
+    assert "--weights" in capsys.readouterr().err
+
+
+def test_tissue_command(slide_path, tmp_path, capsys) -> None:
+    assert main(["tissue", str(slide_path), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "case01.tissue.png").is_file()
+    data = json.loads((tmp_path / "case01.tissue.geojson").read_text())
+    assert len(data["features"]) == 2
+    assert "tissue" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_slide_end_to_end(tmp_path) -> None:
+    from slidescope.app.demo.generate import generate_demo_slide
+
+    demo = run_job(generate_demo_slide(tmp_path / "demo.tiff", 3072, 2048, seed=5))
+    config = ExtractConfig(batch_size=16, workers=2, device="cpu")
+    path = run_job(extract_features(demo.path, tmp_path / "features", config))
+    with h5py.File(path, "r") as f:
+        assert f.attrs["read_level"] == 1
+        assert f.attrs["patch_size_level0"] == 512
+        assert f["features"].shape[0] > 0
+        assert bool(f.attrs["complete"])

@@ -1,0 +1,222 @@
+"""OME-Zarr conversion: lossless round trip, NGFF metadata, resumable, readable by others."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from slidescope.app.cli import main
+from slidescope.app.jobs import run_job
+from slidescope.app.slides import IncompleteConversionError, open_slide
+from slidescope.app.slides.convert import ConversionError, convert_to_omezarr
+
+MPP = 0.5
+CHUNK = 256
+
+
+def smooth_image(height: int, width: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    image = np.stack(
+        [(xx * 0.3) % 256, (yy * 0.2) % 256, ((xx + yy) * 0.1) % 256], axis=-1
+    ) + rng.integers(0, 8, (height, width, 3))
+    return image.clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiled TIFF with level 0 and a 2× level, but no 4× level: that one is computed."""
+    path = tmp_path_factory.mktemp("src") / "source slide.tiff"
+    level0 = smooth_image(1100, 1500, 0)
+    level1 = smooth_image(550, 750, 1)  # deliberately not level 0 halved: copied, not computed
+    # bare glass: uniform chunks, whose encoded bytes the converter reuses
+    level0[:768, :512] = (244, 243, 246)
+    level1[:256, :256] = (244, 243, 246)
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for index, image in enumerate((level0, level1)):
+            tif.write(
+                image,
+                tile=(256, 256),
+                compression="zlib",
+                photometric="rgb",
+                resolution=(1e4 / (MPP * 2**index),) * 2,
+                resolutionunit="CENTIMETER",
+                subfiletype=1 if index else 0,
+            )
+    return path
+
+
+@pytest.fixture(scope="module")
+def converted(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("out") / "converted.zarr"
+    run_job(convert_to_omezarr(source, out, chunk=CHUNK))
+    return out
+
+
+def halve(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    b = image[:h, :w].astype(np.uint16)
+    return ((b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2] + 2) >> 2).astype(
+        np.uint8
+    )
+
+
+def test_every_level_round_trips_losslessly(source: Path, converted: Path) -> None:
+    with open_slide(source) as src, open_slide(converted) as out:
+        assert out.format == "ome-zarr"
+        assert out.level_dimensions == [(1500, 1100), (750, 550), (375, 275), (187, 137)]
+        assert out.mpp == pytest.approx((MPP, MPP))
+        level0 = np.asarray(src.levels[0][:, :])
+        level1 = np.asarray(src.levels[1][:, :])
+        assert np.array_equal(np.asarray(out.levels[0][:, :]), level0)
+        # the source's own 2× level is reused, not recomputed
+        assert np.array_equal(np.asarray(out.levels[1][:, :]), level1)
+        level2 = np.asarray(out.levels[2][:, :])
+        assert np.array_equal(level2, halve(level1))
+        assert np.array_equal(np.asarray(out.levels[3][:, :]), halve(level2))
+        assert out.identity == src.identity
+
+
+def test_metadata_is_ngff_04_with_rgb_channels(converted: Path) -> None:
+    attrs = json.loads((converted / ".zattrs").read_text())
+    (multiscale,) = attrs["multiscales"]
+    assert multiscale["version"] == "0.4"
+    assert [a["name"] for a in multiscale["axes"]] == ["c", "y", "x"]
+    assert multiscale["axes"][0]["type"] == "channel"
+    assert {a.get("unit") for a in multiscale["axes"][1:]} == {"micrometer"}
+    scales = [d["coordinateTransformations"][0]["scale"] for d in multiscale["datasets"]]
+    assert scales[0] == pytest.approx([1.0, MPP, MPP])
+    assert scales[1] == pytest.approx([1.0, 2 * MPP, 2 * MPP])
+    assert [d["path"] for d in multiscale["datasets"]] == ["0", "1", "2", "3"]
+    assert [c["color"] for c in attrs["omero"]["channels"]] == ["FF0000", "00FF00", "0000FF"]
+    ours = attrs["slidescope"]
+    assert ours["complete"] is True
+    assert ours["mpp"] == [MPP, MPP]
+    assert ours["source"]["slide_id"] == "source slide"
+    array = json.loads((converted / "0" / ".zarray").read_text())
+    assert array["dtype"] == "|u1"
+    assert array["chunks"] == [3, CHUNK, CHUNK]
+    assert array["compressor"]["id"] == "blosc"
+    assert array["dimension_separator"] == "/"
+
+
+def test_ome_zarr_py_reads_the_pyramid(converted: Path) -> None:
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    nodes = list(Reader(parse_url(str(converted)))())
+    image = nodes[0]
+    assert len(image.data) == 4
+    assert tuple(image.data[0].shape) == (3, 1100, 1500)
+    with open_slide(converted) as slide:
+        expected = np.asarray(slide.levels[2][:, :]).transpose(2, 0, 1)
+    assert np.array_equal(np.asarray(image.data[2]), expected)
+
+
+def test_napari_ome_zarr_reads_it_as_rgb_channels(converted: Path) -> None:
+    reader_module = pytest.importorskip("napari_ome_zarr._reader")
+    reader = reader_module.napari_get_reader(str(converted))
+    assert reader is not None
+    layers = reader(str(converted))
+    data, meta, kind = layers[0]
+    assert kind == "image"
+    assert len(data) == 4
+    assert tuple(data[0].shape) == (3, 1100, 1500)
+    assert meta["channel_axis"] == 0
+    assert meta["scale"] == pytest.approx([MPP, MPP])
+
+
+def test_a_cancelled_conversion_is_refused_then_resumed(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "resumed.zarr"
+    job = convert_to_omezarr(source, out, chunk=CHUNK)
+    for _ in range(20):  # of 30 + 9 + 4 + 1 chunks
+        next(job)
+    job.close()
+    with pytest.raises(IncompleteConversionError, match="convert"):
+        open_slide(out)
+
+    def chunk_files() -> dict[Path, int]:
+        return {
+            p: p.stat().st_ino
+            for p in out.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        }
+
+    before = chunk_files()
+    assert len(before) == 20
+    run_job(convert_to_omezarr(source, out, chunk=CHUNK))
+    after = chunk_files()
+    rewritten = [p for p, inode in after.items() if before.get(p) != inode]
+    assert len(after) == 44
+    assert len(rewritten) == 44 - 20  # only the missing chunks were written
+    with open_slide(source) as src, open_slide(out) as done:
+        assert np.array_equal(np.asarray(done.levels[0][:, :]), np.asarray(src.levels[0][:, :]))
+
+
+def test_a_finished_conversion_is_left_alone(source: Path, converted: Path) -> None:
+    inodes = {p: p.stat().st_ino for p in converted.rglob("*") if p.is_file()}
+    run_job(convert_to_omezarr(source, converted, chunk=CHUNK))
+    assert {p: p.stat().st_ino for p in converted.rglob("*") if p.is_file()} == inodes
+
+
+def test_output_of_another_slide_or_other_settings_is_refused(
+    source: Path, converted: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ConversionError, match="chunk"):
+        run_job(convert_to_omezarr(source, converted, chunk=512))
+    other = tmp_path / "other.tiff"
+    tifffile.imwrite(other, smooth_image(600, 600, 3), tile=(256, 256), photometric="rgb")
+    with pytest.raises(ConversionError, match="different slide"):
+        run_job(convert_to_omezarr(other, converted, chunk=CHUNK))
+    foreign = tmp_path / "foreign.zarr"
+    zarr.open_group(foreign, mode="w", zarr_format=2)
+    with pytest.raises(ConversionError, match="not written by slidescope"):
+        run_job(convert_to_omezarr(source, foreign, chunk=CHUNK))
+    with pytest.raises(ConversionError, match="unknown compression"):
+        run_job(convert_to_omezarr(source, tmp_path / "x.zarr", compression="png"))
+
+
+def test_jpeg_compression_is_lossy_but_close(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "jpeg.zarr"
+    run_job(convert_to_omezarr(source, out, compression="jpeg", chunk=CHUNK))
+    with open_slide(source) as src, open_slide(out) as lossy:
+        a = np.asarray(lossy.levels[0][:, :]).astype(int)
+        b = np.asarray(src.levels[0][:, :]).astype(int)
+    assert np.abs(a - b).mean() < 4
+
+
+def test_real_aperio_slide_converts(aperio_svs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "aperio.zarr"
+    run_job(convert_to_omezarr(aperio_svs, out))
+    with open_slide(aperio_svs) as src, open_slide(out) as done:
+        assert done.dimensions == src.dimensions == (2220, 2967)
+        assert done.mpp == pytest.approx(src.mpp)
+        region = (1000, 1200)
+        assert np.array_equal(
+            done.read_region(region, 0, (600, 500)), src.read_region(region, 0, (600, 500))
+        )
+        assert len(done.levels) == 4  # 2967 -> 1483 -> 741 -> 370, computed
+
+
+def test_cli_offers_the_converters_choices() -> None:
+    from slidescope.app.cli.commands import convert as command
+    from slidescope.app.slides import convert
+
+    assert command.COMPRESSIONS == convert.COMPRESSIONS
+    assert command.DEFAULT_COMPRESSION == convert.DEFAULT_COMPRESSION
+    assert command.DEFAULT_CHUNK == convert.DEFAULT_CHUNK
+
+
+def test_cli_converts_and_reports(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli out.zarr"
+    assert main(["convert", str(source), str(out), "--chunk", "256", "--quiet"]) == 0
+    assert "OME-Zarr" in capsys.readouterr().out
+    with open_slide(out) as slide:
+        assert slide.dimensions == (1500, 1100)
+    assert main(["convert", str(tmp_path / "missing.svs"), str(out), "--quiet"]) == 2

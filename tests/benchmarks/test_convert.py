@@ -1,0 +1,106 @@
+"""Benchmark 2: OME-Zarr conversion speed and peak memory.
+
+- speed: converting a demo slide (default zstd) against decoding every level-0 tile of
+  the source once (the baseline, same run): the ratio, aiming at <= 1.5;
+- memory: peak RSS converting a 100,000 × 100,000 px tiled JPEG TIFF (aim: < 2 GB),
+  measured in a child process. Its tiles repeat two encoded tiles (glass and tissue), so
+  the file is made in seconds; the converter reads every tile and writes every chunk.
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import pytest
+import tifffile
+from slidescope.app.demo.generate import generate_demo_slide
+from slidescope.app.demo.tiff_writer import PyramidTiffWriter, TiffLevel
+from slidescope.app.jobs import run_job
+from slidescope.app.slides.convert import convert_to_omezarr
+
+CONVERT = """
+import sys
+from slidescope.app.jobs import run_job
+from slidescope.app.slides.convert import convert_to_omezarr
+run_job(convert_to_omezarr(sys.argv[1], sys.argv[2]))
+"""
+
+
+def decode_level0_seconds(path: Path) -> tuple[float, int]:
+    """Read and decode every level-0 tile once, as any reader of the source must."""
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        offsets, counts = page.dataoffsets, page.databytecounts
+        start = time.perf_counter()
+        with path.open("rb") as fh:
+            for offset, count in zip(offsets, counts):
+                fh.seek(offset)
+                imagecodecs.jpeg_decode(fh.read(count))
+        return time.perf_counter() - start, len(offsets)
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+@pytest.mark.benchmark
+def test_conversion_time_against_decoding_the_source(tmp_path: Path) -> None:
+    source = tmp_path / "demo.tiff"
+    run_job(generate_demo_slide(source, 16384, 12288, seed=3))
+    baseline, tiles = decode_level0_seconds(source)
+    start = time.perf_counter()
+    run_job(convert_to_omezarr(source, tmp_path / "demo.zarr"))
+    seconds = time.perf_counter() - start
+    ratio_size = folder_bytes(tmp_path / "demo.zarr") / source.stat().st_size
+    print(
+        f"\nconvert 16384 x 12288 demo slide: {seconds:.1f} s; baseline: decoding its "
+        f"{tiles} level-0 tiles once {baseline:.1f} s; ratio convert / decode = "
+        f"{seconds / baseline:.2f} (aim <= 1.5); size zarr / tiff = {ratio_size:.1f}"
+    )
+
+
+def huge_tiff(path: Path, side: int) -> None:
+    """A ``side`` × ``side`` pyramidal JPEG TIFF, mostly glass like a real slide.
+
+    One tile in eight is stained texture (decoded and encoded for real), the rest glass;
+    each kind repeats one encoded tile, so the file is made in seconds.
+    """
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:512, 0:512]
+    tissue = np.stack([200 + 20 * np.sin(xx / 30), 150 + 20 * np.cos(yy / 40), 190 + 0 * xx], -1)
+    tissue = (tissue + rng.normal(0, 2, tissue.shape)).clip(0, 255).astype(np.uint8)
+    glass = np.full((512, 512, 3), 244, np.uint8)
+    encoded = [bytes(imagecodecs.jpeg_encode(t, level=85)) for t in (glass, tissue)]
+    levels, size, factor = [], side, 1
+    while True:
+        levels.append(TiffLevel(size, size, 512, 0.25 * factor, reduced=factor > 1))
+        if size < 1024:
+            break
+        size, factor = -(-size // 2), factor * 2
+    with path.open("wb") as fh:
+        writer = PyramidTiffWriter(fh, levels)
+        for index, level in enumerate(levels):
+            for ty in range(level.tiles_down):
+                for tx in range(level.tiles_across):
+                    writer.write_tile(index, tx, ty, encoded[(tx + ty) % 8 == 0])
+        writer.finish()
+
+
+@pytest.mark.benchmark
+def test_peak_memory_converting_a_100k_slide(tmp_path: Path) -> None:
+    source = tmp_path / "huge.tiff"
+    huge_tiff(source, 100_000)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", CONVERT, str(source), str(tmp_path / "huge.zarr")], check=True
+    )
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\nconvert 100000 x 100000: {seconds:.0f} s, peak RSS {peak_mb:.0f} MB (aim < 2048 MB)")
+    assert peak_mb < 2048

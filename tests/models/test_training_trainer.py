@@ -1,0 +1,193 @@
+"""The training job through its Python API: plain, MHIM, AEM, survival, determinism."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from slidescope.models.checkpoints import load_checkpoint
+from slidescope.models.errors import FeatureFileError
+from slidescope.models.training.config import MHIMConfig, TrainingConfig, TrainingConfigError
+from slidescope.models.training.labels import LabelsError
+from slidescope.models.training.progress import TrainingProgress
+from slidescope.models.training.trainer import TrainingResult, train
+from training_bags import planted_bags, survival_bags, write_feature_file
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory) -> tuple[Path, Path]:
+    return planted_bags(tmp_path_factory.mktemp("bags") / "feats", n_bags=40, seed=3)
+
+
+def _config(bags: tuple[Path, Path], out: Path, **kwargs) -> TrainingConfig:
+    folder, labels = bags
+    settings = {"epochs": 4, "lr": 1e-3, "model_kwargs": {"hidden_dim": 32}, "patience": 0}
+    settings.update(kwargs)
+    return TrainingConfig(features=folder, labels=labels, out=out, **settings)
+
+
+def _run(config: TrainingConfig) -> tuple[TrainingResult, list[TrainingProgress]]:
+    job = train(config)
+    steps = []
+    try:
+        while True:
+            steps.append(next(job))
+    except StopIteration as stop:
+        return stop.value, steps
+
+
+def test_plain_training_job_progress_and_checkpoint(bags, tmp_path) -> None:
+    result, steps = _run(_config(bags, tmp_path / "m.safetensors"))
+    assert result.path.exists()
+    assert steps[-1].total == steps[1].total
+    assert all(isinstance(s, TrainingProgress) for s in steps)
+    epochs = [s for s in steps if s.metrics]
+    assert [s.metrics["epoch"] for s in epochs] == [1, 2, 3, 4]
+    loaded = load_checkpoint(result.path)
+    meta = loaded.meta
+    assert meta.architecture == "abmil"
+    assert meta.extractor == "synthetic"
+    assert meta.patch_size == 256
+    assert meta.target_mpp == pytest.approx(0.5)
+    assert meta.class_names == ["0", "1"]
+    assert meta.threshold == result.threshold
+    assert meta.training["method"] == "plain"
+    assert loaded.teacher is None
+    # the standardisation was fitted: features carry a +5 offset
+    assert float(loaded.model.feature_mean.mean()) == pytest.approx(5.0, abs=0.3)
+
+
+def test_mhim_saves_teacher_and_settings(bags, tmp_path) -> None:
+    config = _config(bags, tmp_path / "mhim.safetensors", method="mhim")
+    config.mhim = MHIMConfig(mask_ratio_high=0.05, mask_ratio_low=0.1, mask_score="cls_prob")
+    result, _ = _run(config)
+    loaded = load_checkpoint(result.path)
+    assert loaded.teacher is not None
+    training = loaded.meta.training
+    for key in (
+        "mask_ratio_high", "mask_ratio_high_random", "mask_ratio_low", "mask_ratio_random",
+    ):  # fmt: skip
+        assert key in training
+    assert training["method"] == "mhim"
+    assert training["mask_ratio_high"] == 0.05
+    assert training["mask_score"] == "cls_prob"
+    # the teacher is an EMA of the student, not the student itself
+    student = loaded.model.state_dict()
+    teacher = loaded.teacher.state_dict()
+    assert any(not torch.equal(student[k], teacher[k]) for k in student)
+
+
+def test_same_seed_same_weights(bags, tmp_path) -> None:
+    def weights(name: str) -> dict[str, torch.Tensor]:
+        config = _config(bags, tmp_path / name, method="mhim", epochs=2)
+        config.mhim = MHIMConfig(warmup_epochs=0, mask_ratio_high=0.05)
+        result, _ = _run(config)
+        return load_file(str(result.path))
+
+    first, second = weights("a.safetensors"), weights("b.safetensors")
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    config = _config(bags, tmp_path / "c.safetensors", method="mhim", epochs=2, seed=7)
+    config.mhim = MHIMConfig(warmup_epochs=0, mask_ratio_high=0.05)
+    other = load_file(str(_run(config)[0].path))
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
+def test_aem_and_balanced_sampling_run(bags, tmp_path) -> None:
+    result, _ = _run(_config(bags, tmp_path / "aem.safetensors", aem=0.1, balance="sampling"))
+    assert load_checkpoint(result.path).meta.training["aem"] == 0.1
+
+
+@pytest.mark.slow
+def test_multiclass_learns(tmp_path) -> None:
+    folder, labels = planted_bags(tmp_path / "mc", n_bags=60, n_classes=3, seed=5)
+    config = TrainingConfig(
+        features=folder, labels=labels, out=tmp_path / "mc.safetensors", epochs=10, lr=2e-3,
+        model_kwargs={"hidden_dim": 32}, patience=0,
+    )  # fmt: skip
+    result, _ = _run(config)
+    assert result.threshold is None
+    assert result.metrics["val_balanced_accuracy"] >= 0.75
+    assert load_checkpoint(result.path).meta.class_names == ["class_0", "class_1", "class_2"]
+
+
+@pytest.mark.slow
+def test_survival_training(tmp_path) -> None:
+    folder, labels = survival_bags(tmp_path / "surv", n_bags=60)
+    config = TrainingConfig(
+        features=folder, labels=labels, out=tmp_path / "s.safetensors", task="survival",
+        epochs=8, lr=1e-3, model_kwargs={"hidden_dim": 32}, patience=0,
+    )  # fmt: skip
+    result, _ = _run(config)
+    meta = load_checkpoint(result.path).meta
+    assert meta.task == "survival"
+    assert meta.n_classes == 4
+    assert len(meta.training["survival_bin_edges"]) == 3
+    assert result.metrics["val_c_index"] > 0.6
+
+
+def test_teacher_init_starts_student_from_checkpoint(bags, tmp_path) -> None:
+    plain, _ = _run(_config(bags, tmp_path / "plain.safetensors", epochs=2))
+    config = _config(
+        bags, tmp_path / "init.safetensors", method="mhim", epochs=1, teacher_init=plain.path
+    )
+    assert config.mhim_warmup_epochs() == 0
+    result, _ = _run(config)
+    assert load_checkpoint(result.path).meta.training["teacher_init"] == str(plain.path)
+    wrong = _config(bags, tmp_path / "x.safetensors", method="mhim", teacher_init=plain.path)
+    wrong.model = "abmil_gated"
+    with pytest.raises(Exception, match="abmil"):
+        _run(wrong)
+
+
+def test_missing_feature_files_listed_or_skipped(bags, tmp_path) -> None:
+    folder, labels = bags
+    extended = tmp_path / "labels.csv"
+    rows = list(csv.reader(labels.open()))
+    rows += [["ghost_1", "0", "train"], ["ghost_2", "1", "train"]]
+    with extended.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    config = _config((folder, extended), tmp_path / "m.safetensors", epochs=1)
+    with pytest.raises(FeatureFileError, match="ghost_1, ghost_2"):
+        _run(config)
+    with pytest.warns(UserWarning, match="leaving out 2"):
+        result, _ = _run(dataclasses.replace(config, skip_missing=True))
+    assert result.path.exists()
+
+
+def test_mixed_extractors_refused(tmp_path) -> None:
+    folder, labels = planted_bags(tmp_path / "mix", n_bags=10)
+    write_feature_file(folder / "slide_000.h5", np.zeros((5, 32)), extractor="other")
+    with pytest.raises(FeatureFileError, match="mix extractors"):
+        _run(_config((folder, labels), tmp_path / "m.safetensors"))
+
+
+def test_bad_settings_and_labels(bags, tmp_path) -> None:
+    with pytest.raises(TrainingConfigError, match="method"):
+        _run(_config(bags, tmp_path / "m.safetensors", method="magic"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("slide,label\na,1\n")
+    with pytest.raises(LabelsError, match="slide_id"):
+        _run(_config((bags[0], bad), tmp_path / "m.safetensors"))
+
+
+def test_cancel_closes_job(bags, tmp_path) -> None:
+    out = tmp_path / "cancel.safetensors"
+    job = train(_config(bags, out, epochs=3))
+    for _ in range(5):
+        next(job)
+    job.close()
+    assert not out.exists()

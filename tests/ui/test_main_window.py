@@ -1,0 +1,268 @@
+"""The desktop window: slides on screen pixel-exact, errors shown, switching frees memory."""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+from napari.utils.notifications import notification_manager
+from qtpy.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from qtpy.QtGui import QDropEvent
+from slidescope.app.ui.main_window import SlideScopeWindow
+from ui_slides import SlideFiles, save_shot, synthetic_levels
+
+
+@pytest.fixture
+def make_window(make_napari_viewer, slide_files: SlideFiles, qtbot):
+    """A factory, so that only the test holds the window: napari's leak check fails when a
+    fixture value (kept until every fixture is torn down) refers to the viewer."""
+    made: list[weakref.ref[SlideScopeWindow]] = []
+
+    def make() -> SlideScopeWindow:
+        viewer = make_napari_viewer(show=True)
+        viewer.window._qt_window.resize(1500, 950)
+        win = SlideScopeWindow(viewer, open_slide=slide_files, cache_bytes=64 * 1024**2)
+        made.append(weakref.ref(win))
+        return win
+
+    yield make
+    for ref in made:
+        win = ref()
+        if win is not None:
+            qtbot.waitUntil(lambda w=win: not w.session.busy, timeout=20_000)
+            win.session.shutdown()
+        del win
+
+
+def open_and_wait(win: SlideScopeWindow, qtbot, path: Path) -> None:
+    win.open_slides([path])
+    qtbot.waitUntil(
+        lambda: win.session.current is not None and win.session.current.path == path.resolve(),
+        timeout=20_000,
+    )
+
+
+def look_at(
+    win: SlideScopeWindow, qtbot, level: int, top_left: tuple[int, int], stretch: float = 1.0
+) -> np.ndarray:
+    """Look at ``level`` with ``stretch`` of its pixels per screen pixel, the centre of the
+    canvas's top-left pixel on pixel ``top_left`` (x, y); return the canvas' screenshot.
+
+    napari shows level k only when its pixels are no bigger than screen pixels and the view
+    is strictly wider than the canvas, so a middle level needs ``stretch`` a little above 1.
+    """
+    viewer = win.viewer
+    shown = win.session.current
+    d = shown.slide.downsamples[level]
+    mpp_x, mpp_y = shown.slide.mpp
+    h, w = viewer.canvas.size
+    x, y = top_left
+    viewer.canvas.overlays.scale_bar.visible = False
+    # level-k pixel i is centred on world (i * d + 0.5) * mpp (the slide's translate is half
+    # a level-0 pixel); screen row r's centre then lands on level row y + (r + 0.5) * stretch - 0.5
+    viewer.scene.camera.zoom = 1.0 / (d * mpp_x * stretch)
+    viewer.scene.camera.center = (
+        ((y - 0.5 + h / 2 * stretch) * d + 0.5) * mpp_y,
+        ((x - 0.5 + w / 2 * stretch) * d + 0.5) * mpp_x,
+    )
+    layer = shown.layer
+    qtbot.waitUntil(lambda: layer.data_level == level, timeout=5_000)
+    return viewer.screenshot(canvas_only=True, flash=False)[..., :3]
+
+
+def expected_view(
+    slide, level: int, top_left: tuple[int, int], shape: tuple[int, int], stretch: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """What nearest-neighbour drawing of ``look_at``'s view must show, from ``read_region``,
+    and a mask of the screen pixels that sample clearly inside one slide pixel."""
+    h, w = shape
+    x, y = top_left
+    rows = y + (np.arange(h) + 0.5) * stretch  # + 0.5 - 0.5: nearest pixel = floor
+    cols = x + (np.arange(w) + 0.5) * stretch
+    span = (int(np.ceil(cols[-1] - x)) + 1, int(np.ceil(rows[-1] - y)) + 1)
+    d = round(slide.downsamples[level])
+    region = slide.read_region((x * d, y * d), level, span)
+    ri, ci = np.floor(rows).astype(int) - y, np.floor(cols).astype(int) - x
+    clear_r = np.abs(rows - np.round(rows)) > 0.05
+    clear_c = np.abs(cols - np.round(cols)) > 0.05
+    if stretch == 1.0:
+        clear_r[:], clear_c[:] = True, True
+    return region[ri][:, ci], clear_r[:, None] & clear_c[None, :]
+
+
+def agreement(shot: np.ndarray, expected: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Share of screen pixels (of ``where``) whose colour is within 2 of the slide's."""
+    h, w = expected.shape[:2]
+    close = np.abs(shot[:h, :w].astype(int) - expected.astype(int)).max(axis=-1) <= 2
+    return float(close[where].mean() if where is not None else close.mean())
+
+
+def tissue_spot(slide, level: int, size: tuple[int, int]) -> tuple[int, int]:
+    """Top-left (x, y) in ``level`` pixels of a ``size`` window centred on tissue."""
+    from scipy.ndimage import uniform_filter
+
+    thumb = slide.thumbnail(256).astype(float)
+    # pinkish texture (tissue), not the black pen dots on the glass
+    tissue = (thumb[..., 1] < 200) & (thumb[..., 0] > 120)
+    box = max(3, int(size[0] * slide.downsamples[level] / slide.dimensions[0] * 256))
+    r, c = np.unravel_index(np.argmax(uniform_filter(tissue.astype(float), box)), tissue.shape)
+    w0, h0 = slide.dimensions
+    d = slide.downsamples[level]
+    x = int(c / thumb.shape[1] * w0 / d) - size[0] // 2
+    y = int(r / thumb.shape[0] * h0 / d) - size[1] // 2
+    lw, lh = slide.level_dimensions[level]
+    return (min(max(x, 0), lw - size[0]), min(max(y, 0), lh - size[1]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("level", "stretch"), [(0, 1.0), (2, 1.01)])
+def test_demo_slide_on_screen_is_read_region(make_window, demo_slide, qtbot, level, stretch):
+    window = make_window()
+    open_and_wait(window, qtbot, demo_slide)
+    slide = window.session.current.slide
+    if level == 0:
+        save_shot(window.viewer.screenshot(canvas_only=False, flash=False), "window-demo-slide")
+    h, w = window.viewer.canvas.size
+    top_left = tissue_spot(slide, level, (int(w * stretch) + 2, int(h * stretch) + 2))
+    shot = look_at(window, qtbot, level, top_left, stretch)
+    expected, clear = expected_view(slide, level, top_left, (h, w), stretch)
+    save_shot(shot, f"demo-level{level}-screen")
+    save_shot(expected, f"demo-level{level}-read-region")
+    assert expected.std() > 10  # tissue, not bare glass
+    exact = agreement(shot, expected, clear)
+    assert exact > 0.999
+    # a shift of one pixel would show
+    assert agreement(shot[:, 1:], expected[:, :-1], clear[:, 1:]) < exact - 0.02
+
+
+def test_synthetic_slide_level0_on_screen(make_window, slide_files, small_levels, tmp_path, qtbot):
+    window = make_window()
+    path = slide_files.add(tmp_path / "synthetic.tif", small_levels)
+    open_and_wait(window, qtbot, path)
+    top_left = (700, 500)
+    shot = look_at(window, qtbot, 0, top_left)
+    h, w = min(shot.shape[0], 1536 - 500), min(shot.shape[1], 2048 - 700)
+    expected = window.session.current.slide.read_region(top_left, 0, (w, h))
+    assert agreement(shot, expected) > 0.999
+    # a one-pixel shift would be caught (level-0 blocks are 4 px: 75 % would still agree)
+    assert agreement(shot[:, 1:], expected[:, :-1]) < 0.9
+
+
+def test_window_has_name_menus_docks_and_scale_bar(make_window):
+    window = make_window()
+    assert window.viewer.title == "SlideScope"
+    assert not window.qt_window.windowIcon().isNull()
+    texts = [a.text() for a in window.viewer.window.file_menu.actions()]
+    for wanted in ("Open Slide...", "Open Project...", "New Project...", "Recent Files"):
+        assert wanted in texts
+    assert set(window.docks) == {"slides", "overview", "info", "jobs"}
+    assert window.viewer.canvas.overlays.scale_bar.visible
+
+
+def test_scale_bar_in_micrometres_and_status_position(
+    make_window, slide_files, small_levels, tmp_path, qtbot
+):
+    window = make_window()
+    path = slide_files.add(tmp_path / "s.tif", small_levels, mpp=(0.5, 0.5))
+    open_and_wait(window, qtbot, path)
+    layer = window.session.current.layer
+    assert str(layer.units[0]) == "micrometer"
+    np.testing.assert_allclose(layer.scale, (0.5, 0.5))
+    # world (y, x) in µm -> level-0 pixel (x, y)
+    assert window.position_text((100.2, 50.7)) == "x 101  y 200 px  |  50.5, 100.0 µm"
+    assert window.position_text((-1.0, 5.0)) == ""  # off the slide
+
+
+def test_minimap_shows_view_and_click_moves_there(
+    make_window, slide_files, small_levels, tmp_path, qtbot
+):
+    window = make_window()
+    path = slide_files.add(tmp_path / "s.tif", small_levels)
+    open_and_wait(window, qtbot, path)
+    minimap = window.panels.minimap
+    assert minimap.view_rect is not None
+    x0, _, x1, _ = minimap.view_rect
+    # after reset_view the whole slide is in view
+    assert x0 <= 150
+    assert x1 >= 2048 - 150
+    target = minimap._target()
+    click = QPointF(target.left() + target.width() * 0.25, target.top() + target.height() * 0.75)
+    qtbot.mouseClick(minimap, Qt.MouseButton.LeftButton, pos=click.toPoint())
+    cy, cx = window.viewer.scene.camera.center[-2:]
+    assert cx / 0.5 == pytest.approx(2048 * 0.25, abs=2048 / target.width() * 2)
+    assert cy / 0.5 == pytest.approx(1536 * 0.75, abs=1536 / target.height() * 2)
+
+
+def test_corrupt_file_is_a_notification_and_the_window_goes_on(
+    make_window, slide_files, small_levels, tmp_path, qtbot
+):
+    window = make_window()
+    good = slide_files.add(tmp_path / "good.tif", small_levels)
+    open_and_wait(window, qtbot, good)
+    bad = tmp_path / "broken.svs"
+    bad.write_bytes(b"II*\x00 this is not really a TIFF" * 10)
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    try:
+        window.open_slides([bad])
+        qtbot.waitUntil(lambda: any("broken.svs" in n.message for n in seen), timeout=20_000)
+    finally:
+        notification_manager.notification_ready.disconnect(seen.append)
+    message = next(n.message for n in seen if "broken.svs" in n.message)
+    assert str(bad) in message
+    assert window.session.current.path == good.resolve()  # the good slide is still shown
+    # and the window still works: another slide opens
+    other = slide_files.add(tmp_path / "other.tif", synthetic_levels(512, 384, 2, seed=3))
+    open_and_wait(window, qtbot, other)
+    assert window.viewer.layers[0].name == "other"
+
+
+def test_switching_slides_closes_the_last_and_frees_its_tiles(
+    make_window, slide_files, small_levels, tmp_path, qtbot
+):
+    window = make_window()
+    first = slide_files.add(tmp_path / "first.tif", small_levels)
+    second = slide_files.add(tmp_path / "second.tif", synthetic_levels(1024, 768, 3, seed=5))
+    open_and_wait(window, qtbot, first)
+    look_at(window, qtbot, 0, (100, 100))
+    cache = window.session.cache
+    first_token = window.session.current.data.token
+    held = sum(t.nbytes for k, t in cache._tiles.items() if k[0] == first_token)
+    assert held > 0
+    old_slide = window.session.current.slide
+    open_and_wait(window, qtbot, second)
+    assert old_slide.closed
+    assert not any(k[0] == first_token for k in cache._tiles)
+    assert [layer.name for layer in window.viewer.layers] == ["second"]
+    assert cache.nbytes <= cache.max_bytes
+
+
+def test_dropping_slide_files_opens_them(make_window, slide_files, small_levels, tmp_path, qtbot):
+    window = make_window()
+    path = slide_files.add(tmp_path / "dropped.tif", small_levels)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    qt_viewer = window.viewer.window._qt_viewer
+    event = QDropEvent(
+        QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )  # fmt: skip
+    # Qt delivers a drop only while a real drag runs; hand it to the window's filter as Qt would
+    assert window._drops.eventFilter(qt_viewer, event) is True
+    qtbot.waitUntil(lambda: window.session.current is not None, timeout=20_000)
+    assert window.session.current.path == path.resolve()
+    assert window.panels.slides.paths() == [str(path.resolve())]
+
+
+def test_opening_a_real_file_through_open_slide(make_window, aperio_svs, qtbot):
+    window = make_window()
+    open_and_wait(window, qtbot, aperio_svs)
+    shown = window.session.current
+    assert shown.slide.dimensions == (2220, 2967)
+    assert window.panels.info.fields["Resolution"].text().startswith("0.499")
+    shot = look_at(window, qtbot, 0, (1000, 1200))
+    h, w = min(shot.shape[0], 2967 - 1200), min(shot.shape[1], 2220 - 1000)
+    assert agreement(shot, shown.slide.read_region((1000, 1200), 0, (w, h))) > 0.999
+    save_shot(shot, "aperio-level0")

@@ -300,22 +300,22 @@ class FeatureBags:
         return torch.from_numpy(array)
 
 
-def feature_statistics(paths: Iterable[str | Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and standard deviation over every instance of the files.
+class FeatureMoments:
+    """Running per-feature mean and standard deviation over streamed files.
 
-    Streams each file in blocks and accumulates sums in float64, so the whole set is
-    never in memory.
-
-    Returns
-    -------
-    mean, std : ndarray
-        float32 arrays of shape (D,); std is the population standard deviation.
+    Sums are accumulated in float64 around a shift (the first row seen), which avoids the
+    cancellation of plain sum / sum-of-squares when features have a large mean relative
+    to their spread.
     """
-    total: np.ndarray | None = None
-    total_sq: np.ndarray | None = None
-    shift: np.ndarray | None = None
-    count = 0
-    for path in paths:
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._shift: np.ndarray | None = None
+        self._total: np.ndarray | None = None
+        self._total_sq: np.ndarray | None = None
+
+    def add_file(self, path: str | Path) -> None:
+        """Add every instance of one feature file, read in blocks."""
         path = Path(path)
         with h5py.File(path, "r") as handle:
             dataset = _features_dataset(handle, path)
@@ -323,19 +323,45 @@ def feature_statistics(paths: Iterable[str | Path]) -> tuple[np.ndarray, np.ndar
             for start in range(0, rows, _STREAM_ROWS):
                 stop = min(rows, start + _STREAM_ROWS)
                 block = dataset[0, start:stop] if dataset.ndim == 3 else dataset[start:stop]
-                block = np.asarray(block, dtype=np.float64)
-                if shift is None:
-                    # Summing around a shift (the first row) avoids the cancellation of
-                    # sum/sumsq when features have a large mean relative to their spread.
-                    shift = block[0].copy()
-                    total = np.zeros_like(shift)
-                    total_sq = np.zeros_like(shift)
-                centred = block - shift
-                total += centred.sum(axis=0)
-                total_sq += np.square(centred).sum(axis=0)
-                count += block.shape[0]
-    if count == 0 or shift is None or total is None or total_sq is None:
-        raise FeatureFileError("the training feature files hold no patches")
-    mean_centred = total / count
-    variance = np.maximum(total_sq / count - np.square(mean_centred), 0.0)
-    return (shift + mean_centred).astype(np.float32), np.sqrt(variance).astype(np.float32)
+                self.add(np.asarray(block))
+
+    def add(self, block: np.ndarray) -> None:
+        """Add a (n, D) block of instances."""
+        block = np.asarray(block, dtype=np.float64)
+        if block.shape[0] == 0:
+            return
+        if self._shift is None:
+            self._shift = block[0].copy()
+            self._total = np.zeros_like(self._shift)
+            self._total_sq = np.zeros_like(self._shift)
+        centred = block - self._shift
+        self._total += centred.sum(axis=0)  # type: ignore[operator]
+        self._total_sq += np.square(centred).sum(axis=0)  # type: ignore[operator]
+        self.count += block.shape[0]
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) as float32 (D,) arrays; std is the population standard deviation."""
+        if self.count == 0 or self._shift is None:
+            raise FeatureFileError("the training feature files hold no patches")
+        mean_centred = self._total / self.count  # type: ignore[operator]
+        variance = np.maximum(self._total_sq / self.count - np.square(mean_centred), 0.0)  # type: ignore[operator]
+        return (self._shift + mean_centred).astype(np.float32), np.sqrt(variance).astype(
+            np.float32
+        )
+
+
+def feature_statistics(paths: Iterable[str | Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation over every instance of the files.
+
+    Streams each file in blocks (see :class:`FeatureMoments`), so the whole set is never
+    in memory.
+
+    Returns
+    -------
+    mean, std : ndarray
+        float32 arrays of shape (D,); std is the population standard deviation.
+    """
+    moments = FeatureMoments()
+    for path in paths:
+        moments.add_file(path)
+    return moments.result()

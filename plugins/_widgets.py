@@ -6,6 +6,8 @@ import napari
 from slidescope.app.ui.widgets.slides_panel import SlidesPanel as _SlidesPanel
 
 
-def SlidesPanel(viewer: napari.viewer.Viewer) -> _SlidesPanel:  # noqa: N802 - a widget
+class SlidesPanel(_SlidesPanel):
     """Plugins > SlideScope > Slides: slide list, overview, info and background work."""
-    return _SlidesPanel(viewer)
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__(napari_viewer)

@@ -363,14 +363,23 @@ def kind_scores(analysis: SlideAnalysis, kind: str) -> dict[str, np.ndarray]:
 
 
 def display_grid(
-    analysis: SlideAnalysis, scores: np.ndarray, display: DisplayChoices, *, binary: bool = False
+    analysis: SlideAnalysis,
+    scores: np.ndarray,
+    display: DisplayChoices,
+    *,
+    binary: bool = False,
+    hide: np.ndarray | None = None,
 ) -> HeatmapGrid:
     """Scores of ``analysis``'s patches on their grid, smoothed then normalised as chosen.
 
     Normalising last keeps the displayed range what the normalisation promises (0..1 for
     min-max and rank), so a threshold means the same with or without smoothing. A
-    ``binary`` layer (the masked set) is a set, not a score: shown as is.
+    ``binary`` layer (the masked set) is a set, not a score: shown as is. Patches in ``hide``
+    are left empty: the hard-instance heatmap hides the masked salient set, whose recomputed
+    attention is 0 by definition, so the colours spread over the patches still seen.
     """
+    if hide is not None:
+        scores = np.where(hide, np.nan, np.asarray(scores, dtype=np.float32))
     grid = patch_grid(analysis.coords, scores, analysis.patch_size_level0)
     if binary:
         return grid

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,8 +182,3 @@ def empty_analysis(
         status=STATUS_NO_TISSUE,
         **metadata,
     )
-
-
-def checkpoint_label(path: str | Path) -> str:
-    """A short name of a checkpoint file for messages and file names."""
-    return Path(path).name.removesuffix(".safetensors")

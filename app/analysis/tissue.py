@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import color, draw, filters, measure, morphology
+from skimage import draw, filters, measure, morphology
 from slidescope.app.slides.slide import Slide
 
 
@@ -156,10 +156,15 @@ def read_low_resolution(slide: Slide, downsample: float) -> tuple[np.ndarray, fl
 def tissue_mask_from_rgb(image: np.ndarray, params: TissueParams, mpp: float) -> np.ndarray:
     """Boolean tissue mask of an RGB uint8 image at ``mpp`` µm/px (see :class:`TissueParams`)."""
     rgb = image[..., :3]
-    as_float = rgb.astype(np.float32) / 255.0
-    saturation = color.rgb2hsv(as_float)[..., 1]
-    optical_density = -np.log(np.clip(as_float, 1.0 / 255.0, 1.0)).sum(axis=-1)
-    brightness = as_float.mean(axis=-1)
+    # float32 per-pixel maps only (no float64 HSV image): a 100k-px slide's mask level
+    # is ~3,000 px square, and memory is what bounds the job
+    high = rgb.max(axis=-1).astype(np.float32)
+    saturation = (high - rgb.min(axis=-1)) / np.maximum(high, 1.0)  # HSV saturation
+    od_of_value = -np.log(np.clip(np.arange(256, dtype=np.float32) / 255.0, 1.0 / 255.0, 1.0))
+    optical_density = (
+        od_of_value[rgb[..., 0]] + od_of_value[rgb[..., 1]] + od_of_value[rgb[..., 2]]
+    )
+    brightness = rgb.mean(axis=-1, dtype=np.float32) / 255.0
     not_white = brightness < 0.98
     threshold = params.min_saturation
     if not_white.sum() > 64:
@@ -276,8 +281,8 @@ def tissue_share_per_patch(
     mask = tissue.mask
     if len(coords) == 0:
         return np.zeros(0, dtype=np.float32)
-    integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
-    integral[1:, 1:] = mask.cumsum(0).cumsum(1)
+    integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int32)
+    integral[1:, 1:] = mask.cumsum(0, dtype=np.int32).cumsum(1, dtype=np.int32)
     ds = tissue.downsample
     left = np.round(coords[:, 0] / ds).astype(np.int64)
     top = np.round(coords[:, 1] / ds).astype(np.int64)

@@ -27,6 +27,7 @@ from slidescope.app.export.provenance import write_text_atomic
 from slidescope.app.export.slide_export import ExportOptions, done_marker, export_analysis
 from slidescope.app.jobs import Job, Progress, run_job
 from slidescope.app.slides.slide import slide_id_of
+from slidescope.models.errors import ModelError
 
 SLIDE_SUFFIXES = (
     ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".bif", ".vms", ".vmu", ".svslide", ".dcm", ".zarr",
@@ -139,11 +140,9 @@ def run_export_task(task: ExportTask) -> SlideOutcome:
     try:
         return run_job(export_one(task))
     except Exception as error:  # recorded per slide, the batch goes on
-        reason = (
-            str(error)
-            if isinstance(error, SlideScopeError)
-            else f"{type(error).__name__}: {error}"
-        )
+        # a user error says what to do by itself; anything else is named by its type
+        user_error = isinstance(error, (SlideScopeError, ModelError))
+        reason = str(error) if user_error else f"{type(error).__name__}: {error}"
         return SlideOutcome(
             task.slide, slide_id_of(task.slide), "failed", reason, time.perf_counter() - start
         )
@@ -195,6 +194,9 @@ def _on_dask(
     client = Client(cluster if cluster is not None else scheduler)
     futures = []
     try:
+        if cluster is not None:
+            # one torch thread per worker process: the processes already share the cores
+            client.run(_single_threaded_torch)
         futures = client.map(run_export_task, list(tasks), pure=False)
         order = {f.key: i for i, f in enumerate(futures)}
         results: list[SlideOutcome | None] = [None] * len(futures)
@@ -209,6 +211,12 @@ def _on_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _single_threaded_torch() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def write_summary(out_dir: str | Path, outcomes: Sequence[SlideOutcome]) -> None:

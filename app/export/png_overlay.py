@@ -19,7 +19,7 @@ from slidescope.app.export.provenance import atomic_path
 
 BAR_WIDTH = 24
 BAR_MARGIN = 8
-LABEL_WIDTH = 64
+LABEL_WIDTH = 104
 
 
 def _pixel_cells(
@@ -101,7 +101,7 @@ def colour_bar(height: int, colormap: str, vrange: tuple[float, float], title: s
     x_text = BAR_MARGIN * 2 + BAR_WIDTH
     draw.text((x_text, BAR_MARGIN), _format(vrange[1]), fill="black")
     draw.text((x_text, BAR_MARGIN + bar_height - 12), _format(vrange[0]), fill="black")
-    draw.text((x_text, height // 2 - 6), title[:10], fill="black")
+    draw.text((x_text, height // 2 - 6), title[:16], fill="black")
     return np.asarray(panel)
 
 

@@ -102,7 +102,8 @@ def export_analysis(
     for kind in options.kinds:
         binary = kind == "masked"
         for layer, scores in kind_scores(analysis, kind).items():
-            grid = display_grid(analysis, scores, display, binary=binary)
+            hide = analysis.masked if kind == "hard" else None
+            grid = display_grid(analysis, scores, display, binary=binary, hide=hide)
             vrange = (0.0, 1.0) if binary else value_range(grid.values)
             meta = export_metadata(analysis, display, layer=layer, value_range=vrange)
             measurements[layer] = scores

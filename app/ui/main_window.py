@@ -14,12 +14,16 @@ from qtpy.QtGui import QAction, QIcon
 from qtpy.QtWidgets import QApplication, QFileDialog, QLabel, QMenu
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.project.project import PROJECT_FILE, is_slide_path
+from slidescope.app.ui.analysis_session import AnalysisSession
 from slidescope.app.ui.slide_session import SlidePanels, SlideSession
 from slidescope.app.ui.tile_cache import DEFAULT_CACHE_BYTES
 from slidescope.app.ui.user_dirs import recent_files
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
+from slidescope.app.ui.widgets.analysis_dock import AnalysisDock
 from slidescope.app.ui.widgets.job_progress import JobProgress
 from slidescope.app.ui.widgets.minimap import Minimap
+from slidescope.app.ui.widgets.patch_gallery import PatchGallery
+from slidescope.app.ui.widgets.prediction_panel import PredictionPanel
 from slidescope.app.ui.widgets.slide_info import SlideInfo
 from slidescope.app.ui.widgets.slide_list import SlideList
 from slidescope.resources import resource_path
@@ -43,6 +47,8 @@ class SlideScopeWindow:
         ``path -> Slide``; :func:`slidescope.app.slides.open_slide` by default.
     show : bool
         Show the window (a new viewer only).
+    checkpoint : Path, optional
+        The checkpoint the analysis dock starts with (the bundled demo model by default).
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class SlideScopeWindow:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         open_slide: Callable[[Path], Any] | None = None,
         show: bool = True,
+        checkpoint: Path | None = None,
     ) -> None:
         import napari
 
@@ -66,6 +73,12 @@ class SlideScopeWindow:
             slides=SlideList(), info=SlideInfo(), minimap=Minimap(), jobs=JobProgress()
         )
         self.session = SlideSession(self.viewer, self.panels, cache_bytes, open_slide)
+        self.analysis_dock = AnalysisDock()
+        self.prediction = PredictionPanel()
+        self.gallery = PatchGallery()
+        self.analysis = AnalysisSession(
+            self.session, self.analysis_dock, self.prediction, self.gallery, checkpoint
+        )
         self._add_docks()
         self._add_menus()
         self._add_status()
@@ -91,7 +104,12 @@ class SlideScopeWindow:
             "overview": add(self.panels.minimap, name="Overview", area="right"),
             "info": add(self.panels.info, name="Slide info", area="right"),
             "jobs": add(self.panels.jobs, name="Background work", area="right"),
+            "analysis": add(self.analysis_dock, name="Analysis", area="right", tabify=True),
+            "prediction": add(self.prediction, name="Prediction", area="left"),
+            "patches": add(self.gallery, name="Patches", area="left", tabify=True),
         }
+        self.analysis_dock.choose_checkpoint.connect(weak_slot(self.ask_checkpoint))
+        self.analysis_dock.export_requested.connect(weak_slot(self.ask_export))
 
     def _add_menus(self) -> None:
         menu: QMenu = self.viewer.window.file_menu
@@ -172,6 +190,20 @@ class SlideScopeWindow:
                 self.session.add_folder(folder)
             except SlideScopeError as error:
                 show_error(str(error))
+
+    def ask_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.qt_window, "Choose a checkpoint", "", "Checkpoints (*.safetensors)"
+        )
+        if path:
+            self.analysis.set_checkpoint(path)
+
+    def ask_export(self) -> None:
+        project = self.session.project
+        start = str(project.results_dir / "exports") if project else ""
+        folder = QFileDialog.getExistingDirectory(self.qt_window, "Export heatmaps to", start)
+        if folder:
+            self.analysis.export(folder)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()

@@ -132,7 +132,7 @@ class SlideSession:
         """
         path = Path(path).expanduser().resolve()
         self._pending = path
-        return self._start(
+        return self.run_in_background(
             self._open_job(path),
             f"Opening {path.name}",
             on_done=self._opened,
@@ -255,7 +255,7 @@ class SlideSession:
         """Fill missing thumbnails and identities in the background; the list follows."""
         if self.project is None:
             return None
-        return self._start(
+        return self.run_in_background(
             make_thumbnails(self.project, self._opener),
             "Project thumbnails",
             on_done=lambda _failed: self._refresh_list(),
@@ -293,7 +293,8 @@ class SlideSession:
 
     # -- jobs --------------------------------------------------------------------------
 
-    def _start(self, job: Job[Any], title: str, **handlers: Any) -> Any:
+    def run_in_background(self, job: Job[Any], title: str, **handlers: Any) -> Any:
+        """Run a core job in a worker with a progress line (see :func:`start_job`)."""
         worker = start_job(job, title, self.panels.jobs, **handlers)
         self._workers.append(worker)
         worker.finished.connect(lambda: self._workers.remove(worker))

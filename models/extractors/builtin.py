@@ -55,13 +55,14 @@ class BuiltinExtractor(FeatureExtractor):
        per stain mean, standard deviation, 10th/50th/90th percentiles.
     3. Optical density (3): mean and standard deviation of the summed OD, share of pixels
        with summed OD > 0.3 (tissue share).
-    4. Nuclei (15), from the haematoxylin channel smoothed 3x3: share of pixels with H > 0.25 (nuclear area) and H > 0.5 (dark nuclei); mean
-       H inside the nuclear mask (darkness); nuclei per 10^4 px counted as local maxima of
-       H above 0.25 in 5x5 and 9x9 windows (density at two scales); boundary share
-       (mask minus its 3x3 erosion, over the mask: small or irregular nuclei give more);
-       H standard deviation inside the mask (chromatin texture); then a granulometry: for
-       square openings of 3, 5, 7, 9 px, the surviving area share of the patch and of the
-       mask (size of nuclei).
+    4. Nuclei (15), from the haematoxylin channel smoothed 3x3, in this order: share of
+       pixels with H > 0.25 (nuclear area) and with H > 0.5 (dark nuclei); mean and
+       standard deviation of H inside the nuclear mask (darkness, chromatin texture);
+       nuclei per 10^4 px counted as local maxima of H above 0.25 in 5x5 and 9x9 windows
+       (density at two scales); boundary share (mask minus its 3x3 erosion, over the
+       mask: small or irregular nuclei give more); then a granulometry: for square
+       openings of 3, 5, 7, 9 px, the surviving share of the patch and of the mask (size
+       of nuclei).
     5. Gradients (9): Sobel gradient magnitude of the grey image, the share of pixels in
        each of 7 bins above 0.02 (edges 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, open-ended
        last), its mean and its standard deviation.

@@ -68,7 +68,8 @@ def _regularised(
     loss = supervised_loss(out.logits, target, settings)
     instance_loss = getattr(model, "instance_loss", None)
     if callable(instance_loss) and settings.task == "classification":
-        loss = loss + instance_loss(h, out.attention, target.label)
+        weight = float(getattr(model, "instance_loss_weight", 1.0))
+        loss = loss + weight * instance_loss(h, out.attention, target.label)
     if settings.aem > 0:
         loss = loss - settings.aem * attention_entropy(out.attention)
     return loss

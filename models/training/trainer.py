@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from slidescope.models.features import feature_statistics
+from slidescope.models.features import FeatureMoments
 from slidescope.models.mil.registry import create_model
 from slidescope.models.training.config import TrainingConfig, TrainingConfigError
 from slidescope.models.training.data import TrainingSet, load_training_set, survival_targets
@@ -93,6 +93,24 @@ def deterministic(seed: int) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+
+
+def safe_std(std: np.ndarray) -> np.ndarray:
+    """Standard deviations safe to divide by.
+
+    A feature constant on the training set (dead ReLU units of CNN features are common)
+    gets 1 rather than ~0: dividing by ~0 would blow up any variation it shows on new
+    slides. Near-constant features are floored at 1 % of the median spread for the same
+    reason.
+    """
+    std = np.asarray(std, dtype=np.float32).copy()
+    positive = std[std > 0]
+    if positive.size:
+        floor = np.float32(1e-2 * np.median(positive))
+        std = np.where(std > 0, np.maximum(std, floor), np.float32(1.0))
+    else:
+        std[:] = 1.0
+    return std.astype(np.float32)
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -179,8 +197,15 @@ def fit(config: TrainingConfig, training_set: TrainingSet) -> TrainingJob:
     total_steps = config.epochs * len(train_rows)
 
     with deterministic(config.seed):
-        yield TrainingProgress(0, total_steps, "fitting the input standardisation")
-        mean, std = feature_statistics(training_set.paths[int(r)] for r in train_rows)
+        moments = FeatureMoments()
+        for i, row in enumerate(train_rows):
+            # One step per file: a long pass over a large set stays cancellable.
+            yield TrainingProgress(
+                0, total_steps, f"input standardisation: slide {i + 1}/{len(train_rows)}"
+            )
+            moments.add_file(training_set.paths[int(row)])
+        mean, std = moments.result()
+        std = safe_std(std)
         model = create_model(
             config.model, training_set.reference.feature_dim, n_outputs, **config.model_kwargs
         )

@@ -41,7 +41,7 @@ CHILD = textwrap.dedent(
     try:
         while True:
             step = next(job)
-            if step.metrics or step.done == 0:
+            if step.metrics or (step.done == 0 and not marks):
                 marks.append((time.perf_counter(), time.process_time()))
     except StopIteration:
         pass

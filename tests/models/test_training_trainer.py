@@ -191,3 +191,13 @@ def test_cancel_closes_job(bags, tmp_path) -> None:
         next(job)
     job.close()
     assert not out.exists()
+
+
+def test_safe_std_guards_constant_features() -> None:
+    from slidescope.models.training.trainer import safe_std
+
+    std = safe_std(np.array([0.0, 1e-9, 2.0, 4.0, 3.0], np.float32))
+    assert std[0] == 1.0
+    assert std[1] == pytest.approx(0.025)  # 1 % of the median 2.5
+    assert std[2:].tolist() == [2.0, 4.0, 3.0]
+    assert safe_std(np.zeros(3, np.float32)).tolist() == [1.0, 1.0, 1.0]

@@ -60,16 +60,29 @@ def look_at(
     h, w = viewer.canvas.size
     x, y = top_left
     viewer.canvas.overlays.scale_bar.visible = False
-    # level-k pixel i is centred on world (i * d + 0.5) * mpp (the slide's translate is half
-    # a level-0 pixel); screen row r's centre then lands on level row y + (r + 0.5) * stretch - 0.5
+    # world = continuous level-0 coordinates x mpp at every level (napari centres a level-k
+    # pixel on its level-0 footprint), so screen row r's centre lands on level row
+    # y + (r + 0.5) * stretch
     viewer.scene.camera.zoom = 1.0 / (d * mpp_x * stretch)
     viewer.scene.camera.center = (
-        ((y - 0.5 + h / 2 * stretch) * d + 0.5) * mpp_y,
-        ((x - 0.5 + w / 2 * stretch) * d + 0.5) * mpp_x,
+        (y + h / 2 * stretch) * d * mpp_y,
+        (x + w / 2 * stretch) * d * mpp_x,
     )
     layer = shown.layer
     qtbot.waitUntil(lambda: layer.data_level == level, timeout=5_000)
-    return viewer.screenshot(canvas_only=True, flash=False)[..., :3]
+    return settled_screenshot(viewer, qtbot)
+
+
+def settled_screenshot(viewer, qtbot) -> np.ndarray:
+    """The canvas once two screenshots in a row agree (tiles arrived, nothing pending)."""
+    shots: list[np.ndarray] = []
+
+    def settled() -> bool:
+        shots.append(viewer.screenshot(canvas_only=True, flash=False)[..., :3])
+        return len(shots) > 1 and np.array_equal(shots[-2], shots[-1])
+
+    qtbot.waitUntil(settled, timeout=10_000)
+    return shots[-1]
 
 
 def expected_view(
@@ -79,7 +92,7 @@ def expected_view(
     and a mask of the screen pixels that sample clearly inside one slide pixel."""
     h, w = shape
     x, y = top_left
-    rows = y + (np.arange(h) + 0.5) * stretch  # + 0.5 - 0.5: nearest pixel = floor
+    rows = y + (np.arange(h) + 0.5) * stretch  # nearest pixel = floor
     cols = x + (np.arange(w) + 0.5) * stretch
     span = (int(np.ceil(cols[-1] - x)) + 1, int(np.ceil(rows[-1] - y)) + 1)
     d = round(slide.downsamples[level])

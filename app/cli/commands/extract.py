@@ -15,7 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("slide", nargs="+", help="slide file(s) or OME-Zarr folder(s)")
     parser.add_argument("--out", required=True, type=Path, help="folder of the feature files")
     parser.add_argument(
-        "--extractor", default="builtin", help="builtin (default), resnet50-trunc, uni, conch, virchow, vit_{small,base,large,huge}_patch{14,16}, timm:<name>"
+        "--extractor",
+        default="builtin",
+        help="builtin (default), resnet50-trunc, uni, conch, virchow, "
+        "vit_{small,base,large,huge}_patch{14,16}, timm:<name>",
     )
     parser.add_argument("--weights", type=Path, help="local weights file of the extractor")
     parser.add_argument(

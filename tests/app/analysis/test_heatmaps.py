@@ -8,6 +8,7 @@ from slidescope.app.analysis.heatmaps import (
     DisplayChoices,
     colorize,
     contours,
+    display_grid,
     grid_stride,
     kind_scores,
     normalise,
@@ -149,3 +150,21 @@ def test_kind_scores_name_every_layer() -> None:
         kind_scores(analysis, "gradcam")
     with pytest.raises(ValueError, match="unknown normalisation"):
         DisplayChoices(normalisation="log")
+
+
+def test_hard_heatmap_hides_the_masked_set() -> None:
+    analysis = SlideAnalysis(
+        identity=SlideIdentity("s", "f", 40, 10, None),
+        coords=np.array([[0, 0], [10, 0], [20, 0], [30, 0]]),
+        patch_size_level0=10,
+        class_names=["a", "b"],
+        probabilities=np.array([0.5, 0.5]),
+        attention=np.array([0.1, 0.6, 0.2, 0.1]),
+        instance_probs=np.full((4, 2), 0.5),
+        masked=np.array([False, True, False, False]),
+        hard_attention=np.array([0.25, 0.0, 0.5, 0.25]),
+        mask_ratio=0.25,
+    )
+    display = DisplayChoices(normalisation="minmax")
+    grid = display_grid(analysis, analysis.hard_attention, display, hide=analysis.masked)
+    np.testing.assert_allclose(grid.values[0], [0.0, np.nan, 1.0, 0.0])

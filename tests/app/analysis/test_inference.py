@@ -72,6 +72,7 @@ def first_run(workdir: Path):
     return analysis, steps
 
 
+@pytest.mark.slow
 def test_full_run_gives_scores_for_every_patch(first_run) -> None:
     analysis, steps = first_run
     n = analysis.n_patches

@@ -140,3 +140,31 @@ def test_folds_summary(bags, tmp_path, capsys) -> None:
     tested = [s for fold in summary["per_fold"] for s in fold["test_slides"]]
     assert len(tested) == len(set(tested))  # every slide tested once at most
     assert "test auc:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_survival_train_and_evaluate(tmp_path, capsys) -> None:
+    folder, labels = _bags_module().survival_bags(tmp_path / "surv", n_bags=40)
+    model = tmp_path / "surv.safetensors"
+    code = main(
+        ["train", "--task", "survival", "--features", str(folder), "--labels", str(labels),
+         "--out", str(model), *COMMON]
+    )  # fmt: skip
+    assert code == 0
+    metrics = _evaluate((folder, labels), model, tmp_path / "surv.json")
+    assert 0.0 <= metrics["c_index"]["value"] <= 1.0
+    assert metrics["task"] == "survival"
+    rows = list(csv.DictReader((tmp_path / "surv_predictions.csv").open()))
+    assert {"slide_id", "time", "event", "risk"} <= rows[0].keys()
+    assert not (tmp_path / "surv_roc.png").exists()
+
+
+def test_evaluate_without_split_scores_every_row(bags, tmp_path) -> None:
+    folder, labels = bags
+    model = tmp_path / "m.safetensors"
+    assert _train(bags, model, "--epochs", "1") == 0
+    plain = tmp_path / "nosplit.csv"
+    lines = labels.read_text().splitlines()
+    plain.write_text("\n".join(",".join(line.split(",")[:2]) for line in lines[:21]) + "\n")
+    metrics = _evaluate((folder, plain), model, tmp_path / "all.json")
+    assert metrics["n_slides"] == 20

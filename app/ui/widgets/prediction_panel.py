@@ -1,0 +1,50 @@
+"""The slide's prediction: the most probable class and every class's probability."""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtWidgets import QFormLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+
+
+class PredictionPanel(QWidget):
+    """Predicted class in words and one bar per class."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("slidescope-prediction")
+        self.headline = QLabel("No analysis yet.")
+        self.headline.setWordWrap(True)
+        self._bars = QFormLayout()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.headline)
+        layout.addLayout(self._bars)
+        layout.addStretch(1)
+        self.bars: dict[str, QProgressBar] = {}
+
+    def show_prediction(
+        self, class_names: list[str] | None, probabilities: np.ndarray | None, note: str = ""
+    ) -> None:
+        """Show a prediction (None clears)."""
+        while self._bars.rowCount():
+            self._bars.removeRow(0)
+        self.bars = {}
+        if not class_names or probabilities is None:
+            self.headline.setText(note or "No analysis yet.")
+            return
+        probabilities = np.asarray(probabilities, dtype=float)
+        if not np.isfinite(probabilities).all():
+            self.headline.setText(note or "No tissue found: no prediction.")
+            return
+        best = int(np.argmax(probabilities))
+        self.headline.setText(
+            f"Prediction: <b>{class_names[best]}</b> ({probabilities[best]:.1%})"
+            + (f"<br>{note}" if note else "")
+        )
+        for name, p in zip(class_names, probabilities):
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(round(float(p) * 1000))
+            bar.setFormat(f"{p:.1%}")
+            self._bars.addRow(name, bar)
+            self.bars[name] = bar

@@ -1,0 +1,112 @@
+"""The napari plugin: manifest, reader, sample data and dock, as a napari user meets them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import slidescope.app.ui  # noqa: F401 - guards PySide6's refcounts before any window opens
+from slidescope.app.ui import demo_slide
+from slidescope.plugins._reader import get_reader
+
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+
+
+@pytest.fixture(autouse=True)
+def small_sample(tmp_path, monkeypatch):
+    """The sample slide in a temporary cache, small (it is generated once per test)."""
+    monkeypatch.setenv("SLIDESCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SLIDESCOPE_CONFIG", str(tmp_path / "config"))
+    monkeypatch.setattr(demo_slide, "SAMPLE_WIDTH", 2048)
+    monkeypatch.setattr(demo_slide, "SAMPLE_HEIGHT", 1536)
+
+
+def test_manifest_is_valid_and_installed():
+    import npe2
+
+    manifest = npe2.PluginManifest.from_distribution("slidescope")
+    assert manifest.name == "slidescope"
+    assert manifest.display_name == "SlideScope"
+    patterns = manifest.contributions.readers[0].filename_patterns
+    for suffix in ("svs", "tif", "tiff", "ndpi", "mrxs", "scn", "bif", "vms", "dcm", "zarr"):
+        assert f"*.{suffix}" in patterns
+    assert [s.key for s in manifest.contributions.sample_data] == ["demo_slide"]
+    assert [w.display_name for w in manifest.contributions.widgets] == ["Slides"]
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    assert "slidescope" in [m.name for m in pm.iter_manifests()]
+    # what `npe2 validate` checks: every command resolves to a callable
+    for command in manifest.contributions.commands:
+        assert callable(command.exec) or command.python_name
+
+
+def test_no_direct_qt_binding_in_the_plugin():
+    for file in PLUGINS.glob("*.py"):
+        text = file.read_text()
+        assert not re.search(r"^\s*(from|import)\s+(PySide6|PyQt5|PyQt6)", text, re.M), file
+
+
+def test_reader_claims_slides_only(tmp_path):
+    assert get_reader(str(tmp_path / "a.svs")) is not None
+    assert get_reader([str(tmp_path / "a.ndpi"), str(tmp_path / "b.tiff")]) is not None
+    assert get_reader(str(tmp_path / "notes.txt")) is None
+    zarr_dir = tmp_path / "image.zarr"
+    zarr_dir.mkdir()
+    assert get_reader(str(zarr_dir)) is not None
+
+
+def test_open_with_the_plugin_gives_a_multiscale_layer_in_micrometres(
+    make_napari_viewer, aperio_svs
+):
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(aperio_svs), plugin="slidescope")
+    assert len(layers) == 1
+    layer = layers[0]
+    assert layer.multiscale
+    assert layer.rgb
+    assert layer.name == "cmu_small_region"
+    np.testing.assert_allclose(layer.scale, (0.499, 0.499), rtol=1e-3)
+    assert str(layer.units[0]) == "micrometer"
+    assert layer.metadata["slidescope"]["identity"]["width"] == 2220
+    np.testing.assert_array_equal(
+        np.asarray(layer.data[0][100:110, 200:230]),
+        np.asarray(layer.data[0]._array[100:110, 200:230])[..., :3],
+    )
+
+
+def test_a_broken_file_raises_an_error_naming_it(make_napari_viewer, tmp_path):
+    bad = tmp_path / "broken.svs"
+    bad.write_bytes(b"not a slide at all")
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception, match=r"broken\.svs"):
+        viewer.open(str(bad), plugin="slidescope")
+    assert len(viewer.layers) == 0
+
+
+def test_sample_data_is_made_once_and_reused(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open_sample("slidescope", "demo_slide")
+    assert len(viewer.layers) == 1
+    made = list((tmp_path / "cache" / "samples").glob("*.tiff"))
+    assert len(made) == 1
+    stamp = made[0].stat().st_mtime_ns
+    viewer.open_sample("slidescope", "demo_slide")
+    assert len(viewer.layers) == 2
+    assert made[0].stat().st_mtime_ns == stamp  # reused, not remade
+    assert viewer.layers[0].data[0].shape == (1536, 2048, 3)
+    np.testing.assert_allclose(viewer.layers[0].scale, (0.25, 0.25))
+
+
+def test_dock_widget_opens_slides(make_napari_viewer, aperio_svs, qtbot):
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget("slidescope", "Slides")
+    widget.session.open_slides([aperio_svs])
+    qtbot.waitUntil(lambda: widget.session.current is not None, timeout=20_000)
+    assert viewer.layers[0].name == "cmu_small_region"
+    assert widget.panels.info.fields["Size"].text() == "2,220 x 2,967 px"
+    assert widget.panels.slides.paths() == [str(aperio_svs.resolve())]
+    qtbot.waitUntil(lambda: not widget.session.busy, timeout=20_000)
+    widget.session.close_slide()
+    assert len(viewer.layers) == 0

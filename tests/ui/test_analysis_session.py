@@ -1,0 +1,146 @@
+"""The analysis in the window: run with the demo checkpoint, heatmaps, read-outs, export."""
+
+from __future__ import annotations
+
+import json
+import weakref
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+from slidescope.app.project.project import Project
+from slidescope.app.ui.main_window import SlideScopeWindow
+from slidescope.app.ui.placement import grid_placement
+from test_main_window import open_and_wait
+from ui_slides import save_shot
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def make_window(make_napari_viewer, qtbot):
+    made: list[weakref.ref[SlideScopeWindow]] = []
+
+    def make() -> SlideScopeWindow:
+        viewer = make_napari_viewer(show=True)
+        viewer.window._qt_window.resize(1500, 950)
+        win = SlideScopeWindow(viewer)
+        made.append(weakref.ref(win))
+        return win
+
+    yield make
+    for ref in made:
+        win = ref()
+        if win is not None:
+            qtbot.waitUntil(lambda w=win: not w.session.busy, timeout=60_000)
+            win.session.shutdown()
+        del win
+
+
+def analyse(window: SlideScopeWindow, qtbot) -> None:
+    qtbot.mouseClick(window.analysis_dock.run_slide_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.analysis.analysis is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=60_000)
+
+
+@pytest.mark.slow
+def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
+    window = make_window()
+    assert window.analysis.checkpoint.name == "demo_model.safetensors"
+    open_and_wait(window, qtbot, demo_slide)
+    analyse(window, qtbot)
+    analysis = window.analysis.analysis
+    assert analysis.n_patches > 0
+    names = [layer.name for layer in window.viewer.layers]
+    assert names == ["demo-slide-s0-4096x4096", "attention"]
+
+    # the heatmap sits on the patch grid, in the slide's µm world
+    heat = window.viewer.layers["attention"]
+    grid = window.analysis.grids["attention"]
+    expected = grid_placement(window.session.current.data.space, grid.origin, grid.cell)
+    np.testing.assert_allclose(heat.scale, expected.scale)
+    np.testing.assert_allclose(heat.translate, expected.translate)
+
+    # prediction panel and gallery
+    assert set(window.prediction.bars) == {"lesion", "normal"}
+    assert "Prediction:" in window.prediction.headline.text()
+    qtbot.waitUntil(lambda: "top attention" in window.gallery.lists, timeout=30_000)
+    assert window.gallery.lists["top attention"].count() == min(8, analysis.n_patches)
+
+    # every kind, then one class only
+    for kind in ("prob", "masked", "hard"):
+        window.analysis_dock.kind_boxes[kind].setChecked(True)
+    names = [layer.name for layer in window.viewer.layers][1:]
+    assert names == ["attention", "prob_lesion", "prob_normal", "masked", "hard_attention"]
+    window.analysis_dock.class_combo.setCurrentIndex(
+        window.analysis_dock.class_combo.findData("lesion")
+    )
+    assert "prob_normal" not in [layer.name for layer in window.viewer.layers]
+
+    # a threshold hides the cells below it; opacity follows the slider
+    opaque = int((window.viewer.layers["attention"].data[..., 3] > 0).sum())
+    window.analysis_dock.threshold_on.setChecked(True)
+    window.analysis_dock.threshold.setValue(0.8)
+    window.analysis_dock.opacity.setValue(70)
+    layer = window.viewer.layers["attention"]
+    assert 0 < int((layer.data[..., 3] > 0).sum()) < opaque
+    assert layer.opacity == pytest.approx(0.7)
+    save_shot(window.viewer.screenshot(canvas_only=False, flash=False), "window-heatmaps")
+
+    # hover read-out of the most attended patch
+    top = int(np.argmax(analysis.attention))
+    x, y = analysis.coords[top] + analysis.patch_size_level0 // 2
+    text = window.analysis.readout(window.session.current.data.space.to_world(x, y))
+    assert f"attention {analysis.attention[top]:.4g}" in text
+    assert "p(lesion)" in text
+    assert window.analysis.readout((-10.0, -10.0)) == ""
+
+    # a gallery click goes to the patch
+    item = window.gallery.lists["top attention"].item(0)
+    window.gallery._clicked(item)
+    cy, cx = window.viewer.scene.camera.center[-2:]
+    assert window.session.current.data.space.pixel_at((cy, cx)) == (int(x), int(y))
+
+    # export writes what the CLI writes
+    window.analysis.export(tmp_path / "out")
+    marker = (
+        tmp_path / "out" / analysis.identity.slide_id / f"{analysis.identity.slide_id}.done.json"
+    )
+    qtbot.waitUntil(marker.exists, timeout=60_000)
+    record = json.loads(marker.read_text())
+    assert record["display"]["threshold"] == pytest.approx(0.8)
+    assert any(name.endswith(".scores.csv") for name in record["files"])
+
+
+@pytest.mark.slow
+def test_project_analysis_records_states_and_goes_on_after_a_failure(
+    make_window, demo_slide, qtbot, tmp_path
+):
+    project = Project.create(tmp_path / "proj")
+    project.add_slide(demo_slide)
+    broken = tmp_path / "broken.svs"
+    broken.write_bytes(b"nothing")
+    project.add_slide(broken)
+    project.save()
+    window = make_window()
+    window.open_project(tmp_path / "proj")
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=60_000)
+    window.analysis.run_project()
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=120_000)
+    reopened = Project.open(tmp_path / "proj")
+    key = window.analysis.key
+    assert reopened.slide(demo_slide.stem).analyses[key]["state"] == "done"
+    assert reopened.slide("broken").analyses[key]["state"] == "failed"
+    assert "broken.svs" in reopened.slide("broken").analyses[key]["error"]
+    # showing the analysed slide shows its (cached) heatmaps at once
+    window.open_slides([demo_slide])
+    qtbot.waitUntil(lambda: window.analysis.analysis is not None, timeout=60_000)
+    assert "attention" in [layer.name for layer in window.viewer.layers]

@@ -1,0 +1,64 @@
+"""``slidescope``, ``slidescope gui`` and ``slidescope open``: the window with what was asked."""
+
+from __future__ import annotations
+
+import napari
+import pytest
+from slidescope.app.cli import main
+from slidescope.app.project.project import Project
+from slidescope.app.ui import main_window
+
+
+@pytest.fixture
+def windows(make_napari_viewer, monkeypatch):
+    """Make ``run_window`` build its window on the test's viewer and skip the event loop."""
+    made: list = []
+    window_class = main_window.SlideScopeWindow
+
+    def make_window():
+        window = window_class(make_napari_viewer(show=True))
+        made.append(window)
+        return window
+
+    monkeypatch.setattr(main_window, "SlideScopeWindow", make_window)
+    monkeypatch.setattr(napari, "run", lambda *a, **k: None)
+    monkeypatch.setenv("NAPARI_ASYNC", "0")
+    yield made
+    made.clear()
+
+
+def test_open_command_shows_the_slide(windows, aperio_svs, qtbot):
+    assert main(["open", str(aperio_svs)]) == 0
+    window = windows[0]
+    qtbot.waitUntil(lambda: window.session.current is not None, timeout=20_000)
+    assert window.viewer.layers[0].name == "cmu_small_region"
+    assert window.viewer.title == "SlideScope - cmu_small_region"
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=20_000)
+    window.session.shutdown()
+
+
+def test_no_command_opens_the_window(windows, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["slidescope"])  # main([]) falls back to sys.argv
+    assert main([]) == 0
+    assert windows[0].viewer.title == "SlideScope"
+    assert windows[0].session.current is None
+
+
+def test_gui_command_opens_a_project(windows, aperio_svs, tmp_path, qtbot):
+    project = Project.create(tmp_path / "proj")
+    project.add_slide(aperio_svs)
+    project.save()
+    assert main(["gui", str(tmp_path / "proj")]) == 0
+    window = windows[0]
+    assert window.session.project is not None
+    qtbot.waitUntil(lambda: not window.session.busy, timeout=20_000)  # thumbnails made
+    assert project.thumbnail_path("cmu_small_region").exists()
+    assert window.panels.slides.list.count() == 1
+    assert not window.panels.slides.list.item(0).icon().isNull()
+    window.session.shutdown()
+
+
+def test_open_a_missing_file_is_an_error_without_a_window(windows, tmp_path, capsys):
+    assert main(["open", str(tmp_path / "nope.svs")]) == 2
+    assert "nope.svs" in capsys.readouterr().err
+    assert windows == []

@@ -2,8 +2,9 @@
 
 Columns: ``x``, ``y`` (level-0 top-left), ``size`` (level-0 px), ``attention``,
 ``hard_attention``, ``masked`` (0/1) and ``prob_<class>`` per class — the model's raw
-outputs, comparable between slides. The first line is a ``#`` comment holding the slide
-identity, mpp and display choices as JSON (``pandas.read_csv(path, comment="#")`` skips it).
+outputs, comparable between slides. The header is the first line, so any CSV reader takes
+the file as it is; the slide identity, mpp and display choices go beside it as JSON
+(``scores.csv`` -> ``scores.json``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def write_scores_csv(path: str | Path, analysis: SlideAnalysis, metadata: dict[s
         The ``.csv`` to write.
     analysis : SlideAnalysis
     metadata : dict
-        Written as JSON in the leading ``#`` comment line.
+        Written as JSON beside the CSV (same stem, ``.json``).
     """
     n = analysis.n_patches
     table = np.column_stack(
@@ -55,23 +56,26 @@ def write_scores_csv(path: str | Path, analysis: SlideAnalysis, metadata: dict[s
     n_probs = len(analysis.class_names)
     row_format = ",".join(["%d", "%d", "%d", "%.6g", "%.6g", "%d", *(["%.6g"] * n_probs)])
     lines = [
-        "# slidescope " + json.dumps(metadata),
         ",".join(score_columns(analysis)),
         *(row_format % tuple(row) for row in table.tolist()),
     ]
     text = "\n".join(lines) + "\n"
     path = Path(path)
+    write_text_atomic(metadata_path(path), json.dumps(metadata, indent=1) + "\n")
     write_text_atomic(path, text)
     return path
+
+
+def metadata_path(csv_path: str | Path) -> Path:
+    """Where the provenance JSON of a scores CSV lives."""
+    return Path(csv_path).with_suffix(".json")
 
 
 def read_scores_csv(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(metadata, column -> values) of a CSV written by :func:`write_scores_csv`."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    meta: dict[str, Any] = {}
-    if lines and lines[0].startswith("# slidescope "):
-        meta = json.loads(lines[0].removeprefix("# slidescope "))
-        lines = lines[1:]
+    sidecar = metadata_path(path)
+    meta: dict[str, Any] = json.loads(sidecar.read_text("utf-8")) if sidecar.exists() else {}
     header = lines[0].split(",")
     rows = [line.split(",") for line in lines[1:] if line]
     data = np.array(rows, dtype=np.float64).reshape(len(rows), len(header))

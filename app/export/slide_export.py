@@ -24,7 +24,7 @@ from slidescope.app.analysis.heatmaps import (
     value_range,
 )
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
-from slidescope.app.export.csv_export import write_scores_csv
+from slidescope.app.export.csv_export import metadata_path, write_scores_csv
 from slidescope.app.export.geojson_export import write_geojson
 from slidescope.app.export.png_overlay import write_png_overlay
 from slidescope.app.export.provenance import export_metadata, write_text_atomic
@@ -130,7 +130,8 @@ def export_analysis(
     written.append(
         write_geojson(f"{stem}.geojson", analysis, measurements, contour_grids, metadata)
     )
-    written.append(write_scores_csv(f"{stem}.scores.csv", analysis, metadata))
+    scores = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
+    written += [scores, metadata_path(scores)]
     marker = done_marker(out_dir, identity.slide_id)
     record: dict[str, Any] = {
         **metadata,

@@ -105,7 +105,7 @@ class SlideScopeWindow:
             "info": add(self.panels.info, name="Slide info", area="right"),
             "jobs": add(self.panels.jobs, name="Background work", area="right"),
             "analysis": add(self.analysis_dock, name="Analysis", area="right", tabify=True),
-            "prediction": add(self.prediction, name="Prediction", area="left"),
+            "prediction": add(self.prediction, name="Prediction", area="left", tabify=True),
             "patches": add(self.gallery, name="Patches", area="left", tabify=True),
         }
         self.analysis_dock.choose_checkpoint.connect(weak_slot(self.ask_checkpoint))

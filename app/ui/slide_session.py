@@ -179,7 +179,7 @@ class SlideSession:
             self._update_minimap()
         if self.panels.slides is not None:
             self.panels.slides.mark_current(str(path))
-        for listener in self.listeners:
+        for listener in list(self.listeners):
             listener(self.current)
 
     def _open_failed(self, path: Path, error: BaseException) -> None:
@@ -206,7 +206,7 @@ class SlideSession:
         if self.panels.slides is not None:
             self.panels.slides.mark_current(None)
         self.viewer.title = "SlideScope"
-        for listener in self.listeners:
+        for listener in list(self.listeners):
             listener(None)
 
     def _layer_removed(self, event: Any) -> None:

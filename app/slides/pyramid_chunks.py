@@ -169,7 +169,8 @@ def is_uniform(pixels: np.ndarray, colour: np.ndarray) -> bool:
     """Whether every pixel of ``(y, x, c)`` is ``colour``.
 
     The first row is compared as bytes (tissue fails there at once); then the rows, as
-    contiguous runs of bytes, are compared with it in one vectorised pass.
+    contiguous runs of bytes, are compared with it in one vectorised pass (as fast as
+    comparing the block's bytes, measured).
     """
     expected = np.tile(colour, pixels.shape[1])
     if pixels[0].tobytes() != expected.tobytes():

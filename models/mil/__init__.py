@@ -8,7 +8,14 @@ Importing this package registers every built-in model (one module per model):
 from __future__ import annotations
 
 # Imported for their registrations.
-from slidescope.models.mil import abmil, clam, dsmil, pooling, transmil  # noqa: F401
+from slidescope.models.mil import (  # noqa: F401
+    abmil,
+    clam,
+    dsmil,
+    instance_max,
+    pooling,
+    transmil,
+)
 from slidescope.models.mil.base import MILModel, MILOutput
 from slidescope.models.mil.registry import create_model, list_models, register_model
 

@@ -97,7 +97,7 @@ def benchmark_mimic(
     folder.mkdir(parents=True, exist_ok=True)
     n_concepts = max(shape.n_classes - 1, 1) * 2
     concepts = rng.normal(size=(n_concepts, shape.dim))
-    concepts *= separation / np.linalg.norm(concepts, axis=1, keepdims=True) * np.sqrt(8.0)
+    concepts *= separation / np.linalg.norm(concepts, axis=1, keepdims=True)
     scale = 10.0 ** rng.uniform(-2.0, 2.0, size=shape.dim)
     offset = rng.normal(scale=50.0, size=shape.dim)
     labels = np.zeros(shape.n_bags, dtype=int)

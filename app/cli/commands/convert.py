@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slide-mpp", type=float, default=None, help="the slide's µm/px, if the file lacks it"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="worker threads (default: 2 to 4, as the machine has cores)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -47,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from slidescope.app.slides.convert import convert_to_omezarr
 
     with open_slide(args.slide, mpp=args.slide_mpp) as slide:
-        job = convert_to_omezarr(slide, args.out, compression=args.compression, chunk=args.chunk)
+        job = convert_to_omezarr(
+            slide, args.out, compression=args.compression, chunk=args.chunk, threads=args.threads
+        )
         out = run_with_progress(job, "convert", quiet=args.quiet)
     print(f"{out}: OME-Zarr pyramid of {args.slide.name} ({args.compression})")
     return 0

@@ -210,6 +210,8 @@ def test_output_of_another_slide_or_other_settings_is_refused(
     zarr.open_group(foreign, mode="w", zarr_format=2)
     with pytest.raises(ConversionError, match="not written by slidescope"):
         run_job(convert_to_omezarr(source, foreign, chunk=CHUNK))
+    with pytest.raises(ConversionError, match="threads"):
+        run_job(convert_to_omezarr(source, tmp_path / "x.zarr", threads=0))
     with pytest.raises(ConversionError, match="unknown compression"):
         run_job(convert_to_omezarr(source, tmp_path / "x.zarr", compression="png"))
 
@@ -268,7 +270,10 @@ def test_cli_converts_and_reports(
     source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "cli out.zarr"
-    assert main(["convert", str(source), str(out), "--chunk", "256", "--quiet"]) == 0
+    assert (
+        main(["convert", str(source), str(out), "--chunk", "256", "--threads", "1", "--quiet"])
+        == 0
+    )
     assert "OME-Zarr" in capsys.readouterr().out
     with open_slide(out) as slide:
         assert slide.dimensions == (1500, 1100)

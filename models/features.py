@@ -68,14 +68,42 @@ def _features_dataset(handle: h5py.File, path: Path) -> h5py.Dataset:
         raise FeatureFileError(
             f"{path}: no 'features' dataset; is this a SlideScope/CLAM/TRIDENT feature file?"
         )
-    # CLAM's .pt-converted files sometimes keep a leading batch axis of 1.
-    if dataset.ndim == 3 and dataset.shape[0] == 1:
+    # CLAM's .pt-converted files sometimes keep a leading batch axis of 1, and a
+    # converter from .mat/.csv may write a one-instance bag as a plain (D,) vector.
+    if (dataset.ndim == 3 and dataset.shape[0] == 1) or dataset.ndim == 1:
         return dataset
     if dataset.ndim != 2:
         raise FeatureFileError(
             f"{path}: 'features' has shape {dataset.shape}; expected (patches, feature_dim)"
         )
     return dataset
+
+
+def _bag_shape(dataset: h5py.Dataset) -> tuple[int, int]:
+    """(instances, feature_dim) of a ``features`` dataset accepted by _features_dataset."""
+    if dataset.ndim == 1:
+        return 1, int(dataset.shape[0])
+    return int(dataset.shape[-2]), int(dataset.shape[-1])
+
+
+def _read_rows(dataset: h5py.Dataset, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a bag as a 2-D array, whatever the dataset's layout."""
+    if dataset.ndim == 1:
+        return np.asarray(dataset[()])[None, :][start:stop]
+    if dataset.ndim == 3:
+        return np.asarray(dataset[0, start:stop])
+    return np.asarray(dataset[start:stop])
+
+
+def _require_finite(array: np.ndarray, path: Path) -> None:
+    # A NaN or inf (a gap in a converted table, a failed patch) would silently turn the
+    # input standardisation and every prediction into NaN.
+    if not np.all(np.isfinite(array)):
+        bad = int(np.count_nonzero(~np.isfinite(array).all(axis=-1)))
+        raise FeatureFileError(
+            f"{path}: {bad} patch(es) have NaN or infinite feature values; fix or drop "
+            "them (re-run the extraction or the conversion) before training or inference"
+        )
 
 
 def read_feature_info(path: str | Path) -> FeatureFileInfo:
@@ -99,7 +127,7 @@ def read_feature_info(path: str | Path) -> FeatureFileInfo:
     try:
         with h5py.File(path, "r") as handle:
             dataset = _features_dataset(handle, path)
-            shape = dataset.shape[-2:]
+            shape = _bag_shape(dataset)
             attrs = handle.attrs
             coords = handle.get("coords")
             coord_attrs = coords.attrs if isinstance(coords, h5py.Dataset) else {}
@@ -137,10 +165,12 @@ def read_features(path: str | Path) -> np.ndarray:
     try:
         with h5py.File(path, "r") as handle:
             dataset = _features_dataset(handle, path)
-            array = np.asarray(dataset[0] if dataset.ndim == 3 else dataset[()])
+            array = _read_rows(dataset, 0, _bag_shape(dataset)[0])
     except OSError as error:
         raise FeatureFileError(f"{path}: cannot be read as HDF5 ({error})") from error
-    return np.ascontiguousarray(array, dtype=np.float32)
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    _require_finite(array, path)
+    return array
 
 
 def read_coords(path: str | Path) -> np.ndarray | None:
@@ -319,11 +349,11 @@ class FeatureMoments:
         path = Path(path)
         with h5py.File(path, "r") as handle:
             dataset = _features_dataset(handle, path)
-            rows = dataset.shape[-2]
+            rows = _bag_shape(dataset)[0]
             for start in range(0, rows, _STREAM_ROWS):
-                stop = min(rows, start + _STREAM_ROWS)
-                block = dataset[0, start:stop] if dataset.ndim == 3 else dataset[start:stop]
-                self.add(np.asarray(block))
+                block = _read_rows(dataset, start, min(rows, start + _STREAM_ROWS))
+                _require_finite(block, path)
+                self.add(block)
 
     def add(self, block: np.ndarray) -> None:
         """Add a (n, D) block of instances."""

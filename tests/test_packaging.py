@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,21 @@ def test_cli_help_lists_commands() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "usage: slidescope" in result.stdout
+
+
+def test_bare_paths_mean_open_and_no_words_mean_gui(monkeypatch) -> None:
+    from slidescope.app import cli
+
+    seen: list[str] = []
+    real_parse = cli.argparse.ArgumentParser.parse_args
+
+    def spy(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        seen.append(" ".join(args or []))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.argparse.ArgumentParser, "parse_args", spy)
+    for argv in ([], ["slide.svs", "b.tiff"], ["info", "x.svs"]):
+        with contextlib.suppress(SystemExit):
+            cli.main(argv)
+    monkeypatch.setattr(cli.argparse.ArgumentParser, "parse_args", real_parse)
+    assert seen == ["gui", "open slide.svs b.tiff", "info x.svs"]

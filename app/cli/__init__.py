@@ -20,13 +20,14 @@ from slidescope.models.errors import ModelError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every discovered sub-command."""
+    """The argument parser with every discovered sub-command (names in ``parser.commands``)."""
     parser = argparse.ArgumentParser(
         prog="slidescope",
         description="Whole-slide images, MIL models and heatmaps. "
         "Without a command, opens the desktop window.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    names: set[str] = set()
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
@@ -34,15 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
+        names.add(module.NAME)
+    parser.set_defaults(commands=frozenset(names))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words:
+        words = ["gui"]  # `slidescope` alone opens the window
+    elif words[0] not in parser.get_default("commands") and not words[0].startswith("-"):
+        words = ["open", *words]  # `slidescope slide.svs` opens the slide
+    args = parser.parse_args(words)
     try:
         return int(args._run(args) or 0)
     except (SlideScopeError, ModelError) as error:

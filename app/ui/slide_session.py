@@ -295,9 +295,16 @@ class SlideSession:
 
     def run_in_background(self, job: Job[Any], title: str, **handlers: Any) -> Any:
         """Run a core job in a worker with a progress line (see :func:`start_job`)."""
-        worker = start_job(job, title, self.panels.jobs, **handlers)
+        box: list[Any] = []  # the worker, for the callback made before it exists
+        worker = start_job(
+            job,
+            title,
+            self.panels.jobs,
+            on_finished=lambda: self._workers.remove(box[0]),
+            **handlers,
+        )
+        box.append(worker)
         self._workers.append(worker)
-        worker.finished.connect(lambda: self._workers.remove(worker))
         return worker
 
     @property

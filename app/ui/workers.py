@@ -29,6 +29,7 @@ def start_job(
     on_done: Callable[[Any], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     on_cancel: Callable[[], None] | None = None,
+    on_finished: Callable[[], None] | None = None,
 ) -> GeneratorWorker:
     """Run ``job`` in a background thread and return its (started) worker.
 
@@ -47,6 +48,9 @@ def start_job(
         naming ``title`` is shown.
     on_cancel : callable, optional
         Called in the UI thread once a cancelled job has cleaned up.
+    on_finished : callable, optional
+        Called in the UI thread when the worker is done, whatever the outcome (connected
+        before the worker starts: a quick job may finish before this function returns).
     """
 
     def drive() -> Generator[Progress, None, Any]:
@@ -79,6 +83,8 @@ def start_job(
         worker.finished.connect(lambda: progress.remove(worker))  # type: ignore[union-attr]
     worker.returned.connect(returned)
     worker.aborted.connect(on_cancel or (lambda: show_info(f"{title}: cancelled")))
+    if on_finished is not None:
+        worker.finished.connect(on_finished)
     worker.start()
     return worker
 

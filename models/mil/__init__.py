@@ -2,7 +2,30 @@
 prediction, per-instance attention and class-aware instance probabilities.
 
 Importing this package registers every built-in model (one module per model):
-``mean_pool``, ``max_pool``, ``abmil``, ``abmil_gated``, ``transmil``, ``dsmil``, ``clam_sb``.
+``mean_pool``, ``max_pool``, ``abmil``, ``abmil_gated``, ``transmil``, ``dsmil``,
+``clam_sb``, ``instance_max``.
+
+The standard MIL assumption
+---------------------------
+Standard MIL says a bag is positive if and only if it holds at least one positive
+instance: a positive instance cannot be cancelled by other instances, and how many
+instances of a kind a bag holds does not matter. Only models in
+:data:`STANDARD_MIL_MODELS` keep it by construction:
+
+* ``instance_max`` (mi-Net): per-instance evidence scores, max-pooled. Adding instances
+  can only raise a bag's positive score; repeating instances changes nothing. It passes
+  the algorithmic unit tests of Raff & Holt (NeurIPS 2023; see
+  ``tests/models/test_mil_assumption.py``): presence with a negative-indicative "poison"
+  instance, false-frequency reliance, and two concepts.
+
+Every other model pools with a softmax attention or a learnt linear read-out over pooled
+features, so an instance can lower the bag's positive score: ABMIL, gated ABMIL,
+TransMIL, DSMIL, CLAM-SB and the mean / max pooling baselines can learn "this
+negative-looking instance is present, so the bag is negative" or count instances, and
+they fail the presence and false-frequency tests when the training data offers such a
+shortcut. They are the right choice when the label is NOT a presence label (subtypes,
+grades, survival, collective evidence); pick ``instance_max`` when a bag is positive
+because one region is (a metastasis, a malignant cell).
 """
 
 from __future__ import annotations
@@ -19,4 +42,14 @@ from slidescope.models.mil import (  # noqa: F401
 from slidescope.models.mil.base import MILModel, MILOutput
 from slidescope.models.mil.registry import create_model, list_models, register_model
 
-__all__ = ["MILModel", "MILOutput", "create_model", "list_models", "register_model"]
+#: models whose bag score respects the standard MIL assumption by construction
+STANDARD_MIL_MODELS: frozenset[str] = frozenset({"instance_max"})
+
+__all__ = [
+    "STANDARD_MIL_MODELS",
+    "MILModel",
+    "MILOutput",
+    "create_model",
+    "list_models",
+    "register_model",
+]

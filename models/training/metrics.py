@@ -75,21 +75,34 @@ def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nda
     return fpr, tpr, np.r_[np.inf, thresholds]
 
 
-def youden_threshold(y_true: np.ndarray, score: np.ndarray) -> float:
-    """The score threshold that maximises Youden's J = TPR - FPR (0.5 when undefined).
+def youden_threshold(y_true: np.ndarray, score: np.ndarray, neutral: float = 0.5) -> float:
+    """The score threshold that maximises Youden's J = TPR - FPR (``neutral`` when undefined).
 
-    Chosen on validation data; the midpoint between the optimal score and the next lower
-    one is returned, so that slightly shifted test scores are not sent across it by
-    rounding.
+    Chosen on validation data. Every threshold in a gap between two neighbouring
+    validation scores gives the same J, so the gap is chosen first: the maximal-J gap
+    that contains ``neutral`` (the probability at which a class-balanced loss puts the
+    decision) when there is one — on a small validation set a perfectly separating gap is
+    wide, and a threshold at its far end would not carry over to new slides — otherwise
+    the maximal-J gap nearest ``neutral``, at its midpoint, so that slightly shifted test
+    scores are not sent across it by rounding.
     """
     y = np.asarray(y_true).astype(bool)
     if y.all() or (~y).all():
-        return 0.5
+        return neutral
     fpr, tpr, thresholds = roc_curve(y, score)
-    best = int(np.argmax(tpr[1:] - fpr[1:])) + 1
-    upper = thresholds[best]
-    lower = thresholds[best + 1] if best + 1 < len(thresholds) else upper
-    return float((upper + lower) / 2.0)
+    j = tpr[1:] - fpr[1:]
+    # Predicting positive at ``score >= t`` gives the same result for every t in
+    # (next lower score, score at index b]; the lowest threshold's gap is open below.
+    uppers = thresholds[1:]
+    lowers = np.r_[thresholds[2:], -np.inf]
+    best = np.flatnonzero(np.isclose(j, j.max(), rtol=0.0, atol=1e-12))
+    for b in best:
+        if lowers[b] < neutral <= uppers[b]:
+            return float(neutral)
+    distance = [min(abs(neutral - uppers[b]), abs(neutral - lowers[b])) for b in best]
+    b = best[int(np.argmin(distance))]
+    lower = lowers[b] if np.isfinite(lowers[b]) else uppers[b]
+    return float((uppers[b] + lower) / 2.0)
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -98,7 +98,10 @@ def benchmark_mimic(
     n_concepts = max(shape.n_classes - 1, 1) * 2
     concepts = rng.normal(size=(n_concepts, shape.dim))
     concepts *= separation / np.linalg.norm(concepts, axis=1, keepdims=True)
-    scale = 10.0 ** rng.uniform(-2.0, 2.0, size=shape.dim)
+    # Musk's integer features have spreads from ~1 to a few hundred; the sparse image
+    # features of Fox & co span several orders of magnitude.
+    low = -2.0 if shape.sparse else 0.0
+    scale = 10.0 ** rng.uniform(low, low + 2.5, size=shape.dim)
     offset = rng.normal(scale=50.0, size=shape.dim)
     labels = np.zeros(shape.n_bags, dtype=int)
     positives = rng.choice(shape.n_bags, shape.n_positive, replace=False)

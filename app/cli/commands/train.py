@@ -46,7 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     model = parser.add_argument_group("model")
     model.add_argument(
-        "--model", default="abmil", help="registry name (abmil, transmil, dsmil, ...)"
+        "--model",
+        default="abmil",
+        help=(
+            "registry name: abmil, abmil_gated, transmil, dsmil, clam_sb, mean_pool, "
+            "max_pool, instance_max. For strict (standard) MIL — a bag is positive if and "
+            "only if one instance is, e.g. a metastasis — pick instance_max: it is the only "
+            "model whose positive score cannot be lowered by other instances or depend on "
+            "instance counts; attention models can learn such shortcuts"
+        ),
     )
     model.add_argument(
         "--model-arg", action="append", type=_model_arg, default=[], metavar="KEY=VALUE",

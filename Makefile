@@ -35,8 +35,15 @@ bench: setup
 	QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
 		$(BIN)/python -m pytest tests/benchmarks -p no:cacheprovider -s -o addopts="" -m benchmark
 
+# With a screen, the window stays open. Without one (a server, CI), the demo runs on a
+# virtual screen and saves the window with its heatmaps to $(DEMO)/demo.png.
 demo: setup
-	$(BIN)/slidescope demo --out $(DEMO)
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		$(BIN)/slidescope demo --out $(DEMO); \
+	else \
+		QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
+			$(BIN)/slidescope demo --out $(DEMO) --screenshot $(DEMO)/demo.png; \
+	fi
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache

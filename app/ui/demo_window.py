@@ -68,8 +68,19 @@ def start_demo(
     )
 
 
-def run_demo(out_dir: str | Path, seed: int = DEMO_SEED, event_loop: bool = True) -> int:
-    """Open the window and run the demo in it; returns when the window closes."""
+def run_demo(
+    out_dir: str | Path,
+    seed: int = DEMO_SEED,
+    event_loop: bool = True,
+    screenshot: str | Path | None = None,
+    timeout_s: float = 900.0,
+) -> int:
+    """Open the window and run the demo in it; returns when the window closes.
+
+    With ``screenshot``, the window is saved as a PNG once the heatmaps are on screen and
+    then closed (for machines without a person in front of them, e.g. under Xvfb); the
+    return value is 1 when that does not happen within ``timeout_s``.
+    """
     import os
 
     os.environ.setdefault("NAPARI_ASYNC", "1")
@@ -78,6 +89,44 @@ def run_demo(out_dir: str | Path, seed: int = DEMO_SEED, event_loop: bool = True
 
     window = SlideScopeWindow()
     start_demo(window, out_dir, seed)
+    status = {"code": 0}
+    if screenshot is not None:
+        _close_when_shown(window, Path(screenshot), timeout_s, status)
     if event_loop:
         napari.run()
-    return 0
+    return status["code"]
+
+
+def _close_when_shown(window: Any, png: Path, timeout_s: float, status: dict[str, int]) -> None:
+    """Save ``png`` once the heatmaps are painted and idle, then quit; give up after a while."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    png.parent.mkdir(parents=True, exist_ok=True)
+    # A UI-side timer, not core polling: the analysis reports through Qt signals, but "every
+    # layer painted and no job left" is a state of the whole window, checked between frames.
+    timer = QTimer(window.viewer.window._qt_window)
+    deadline = QTimer(window.viewer.window._qt_window)
+
+    def check() -> None:
+        if window.analysis.analysis is None or window.session.busy or not window.analysis.layers:
+            return
+        timer.stop()
+        deadline.stop()
+        window.viewer.screenshot(str(png), canvas_only=False, flash=False)
+        print(f"demo: heatmaps on screen; window saved to {png}")
+        window.viewer.close()
+        QApplication.quit()
+
+    def give_up() -> None:
+        timer.stop()
+        status["code"] = 1
+        print(f"demo: no heatmaps after {timeout_s:.0f} s; giving up")
+        window.viewer.close()
+        QApplication.quit()
+
+    timer.timeout.connect(check)
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(give_up)
+    timer.start(250)
+    deadline.start(int(timeout_s * 1000))

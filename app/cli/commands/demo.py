@@ -16,9 +16,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", default="demo-output", metavar="DIR", help="where the demo slide and results go"
     )
     parser.add_argument("--seed", type=int, default=7, help="demo slide seed (default 7)")
+    parser.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        help="save the window as PNG once the heatmaps are shown, then close it "
+        "(for machines without a screen: run under xvfb-run)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from slidescope.app.ui.demo_window import run_demo
 
-    return run_demo(args.out, args.seed)
+    return run_demo(args.out, args.seed, screenshot=args.screenshot)

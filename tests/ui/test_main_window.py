@@ -92,6 +92,8 @@ def _look_at_once(
     want_hi = np.minimum([y + int(h * stretch) - 1, x + int(w * stretch) - 1], [lh - 1, lw - 1])
 
     def sliced() -> bool:  # the level, and a slice holding the whole view, have arrived
+        if tuple(viewer.canvas.size) != (h, w):
+            return True  # the window re-laid itself out: `look_at` takes the view again
         corners = np.asarray(layer.corner_pixels)[:, -2:]
         return bool(
             layer.data_level == level

@@ -22,7 +22,11 @@ from typing import Any
 import numpy as np
 from slidescope.models.checkpoints import load_checkpoint
 from slidescope.models.training.config import TrainingConfig
-from slidescope.models.training.data import check_split, load_labelled_bags
+from slidescope.models.training.data import (
+    check_split,
+    load_labelled_bags,
+    validation_or_training,
+)
 from slidescope.models.training.evaluate import classification_metrics, survival_metrics
 from slidescope.models.training.labels import stratified_folds, stratified_split
 from slidescope.models.training.predict import predict_logits, softmax, survival_risk_np
@@ -88,7 +92,11 @@ def cross_validate(
         test_rows = pool[held]
         rest = np.setdiff1d(pool, test_rows)
         kept, inner = stratified_split(strata[rest], config.val_fraction, config.seed + k)
-        fold_set = dataclasses.replace(base, train_rows=rest[kept], val_rows=rest[inner])
+        fold_set = dataclasses.replace(
+            base,
+            train_rows=rest[kept],
+            val_rows=validation_or_training(table, rest[kept], rest[inner]),
+        )
         check_split(fold_set)
         fold_config = dataclasses.replace(config, out=fold_path(config.out, k))
         job = fit(fold_config, fold_set)

@@ -111,9 +111,30 @@ def load_training_set(config: TrainingConfig) -> TrainingSet:
             train, val = train[kept], train[held]
     else:
         train, val = stratified_split(training_set.strata, config.val_fraction, config.seed)
-    training_set.train_rows, training_set.val_rows = train, val
+    training_set.train_rows, training_set.val_rows = (
+        train,
+        validation_or_training(training_set.table, train, val),
+    )
     check_split(training_set)
     return training_set
+
+
+def validation_or_training(table: LabelTable, train: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """The validation rows, or the training rows when a tiny set leaves none to hold out.
+
+    With one slide per class (a fold of a five-bag set), holding one out would drop its
+    class from training, so the model is validated on its training slides instead, with a
+    warning: early stopping and the decision threshold are then optimistic.
+    """
+    if len(val) or not len(train):
+        return val
+    warnings.warn(
+        f"{table.path}: too few slides per class ({len(train)} in all) to hold out a "
+        "validation set; validating on the training slides (early stopping and the "
+        "decision threshold are optimistic); add slides or a 'val' split",
+        stacklevel=3,
+    )
+    return train.copy()
 
 
 def check_split(training_set: TrainingSet) -> None:

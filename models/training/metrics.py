@@ -95,7 +95,7 @@ def youden_threshold(y_true: np.ndarray, score: np.ndarray, neutral: float = 0.5
     # (next lower score, score at index b]; the lowest threshold's gap is open below.
     uppers = thresholds[1:]
     lowers = np.r_[thresholds[2:], -np.inf]
-    best = np.flatnonzero(np.isclose(j, j.max(), rtol=0.0, atol=1e-12))
+    best = np.flatnonzero(j >= j.max() - 1e-12)
     for b in best:
         if lowers[b] < neutral <= uppers[b]:
             return float(neutral)

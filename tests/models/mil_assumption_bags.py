@@ -80,8 +80,7 @@ def scenario_bags(
     concepts = _concepts(np.random.default_rng(1234))
     labels = np.arange(n_bags) % 2
     bags = [
-        _bag(rng, concepts, _parts(scenario, bool(y), test, i // 2))
-        for i, y in enumerate(labels)
+        _bag(rng, concepts, _parts(scenario, bool(y), test, i // 2)) for i, y in enumerate(labels)
     ]
     return bags, labels
 

@@ -68,7 +68,7 @@ def benchmark_mimic(
     shape: BenchmarkShape = MUSK1,
     label_style: str = "01",
     seed: int = 0,
-    separation: float = 3.0,
+    separation: float = 4.0,
     test_share: float | None = None,
 ) -> tuple[Path, Path]:
     """Write a benchmark mimic: ``<bag>.h5`` files and a labels CSV.

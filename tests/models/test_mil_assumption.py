@@ -107,7 +107,9 @@ def _train_and_score(tmp_path: Path, scenario: str, model: str) -> tuple[float, 
     def auc(test: bool, seed: int) -> float:
         x, y = bags.scenario_bags(scenario, 60, test=test, seed=seed)
         with torch.no_grad():
-            p = [float(torch.softmax(trained(torch.from_numpy(b).float()).logits, 0)[1]) for b in x]
+            p = [
+                float(torch.softmax(trained(torch.from_numpy(b).float()).logits, 0)[1]) for b in x
+            ]
         return binary_auc(y == 1, np.array(p))
 
     return auc(False, 98), auc(True, 99)

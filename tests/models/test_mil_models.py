@@ -10,7 +10,16 @@ from slidescope.models.mil.nystrom import NystromAttention, iterative_pinv
 IN_DIM = 24
 HIDDEN = 16
 N_CLASSES = 3
-EXPECTED = {"mean_pool", "max_pool", "abmil", "abmil_gated", "transmil", "dsmil", "clam_sb"}
+EXPECTED = {
+    "mean_pool",
+    "max_pool",
+    "abmil",
+    "abmil_gated",
+    "transmil",
+    "dsmil",
+    "clam_sb",
+    "instance_max",
+}
 
 
 def small(name: str, n_classes: int = N_CLASSES, seed: int = 0) -> MILModel:

@@ -105,3 +105,17 @@ def test_save_roc_png(tmp_path, rng: np.random.Generator) -> None:
     probs = np.stack([1 - rng.random(30), rng.random(30)], axis=1)
     path = save_roc_png(tmp_path / "roc.png", y, probs, ["neg", "pos"])
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_youden_threshold_prefers_the_neutral_point_of_an_optimal_gap() -> None:
+    # A small validation set separated by a wide gap: any cut in (0.2, 0.95] is optimal;
+    # 0.5 carries over to new slides better than the gap's far end.
+    y = np.array([0, 0, 1, 1])
+    assert youden_threshold(y, np.array([0.1, 0.2, 0.95, 0.99])) == 0.5
+    # No optimal gap holds 0.5: the midpoint of the optimal gap nearest to it.
+    assert youden_threshold(y, np.array([0.6, 0.7, 0.8, 0.9])) == pytest.approx(0.75)
+    assert youden_threshold(y, np.array([0.01, 0.02, 0.04, 0.06])) == pytest.approx(0.03)
+    # Unsorted labels: the optimal cut lies in (0.4, 0.6], which holds 0.5.
+    y = np.array([0, 1, 0, 1, 1, 0, 1])
+    score = np.array([0.1, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])
+    assert youden_threshold(y, score) == 0.5

@@ -337,7 +337,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such weights file")
+        raise CheckpointError(f"{path}: weights file not found")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         try:
@@ -350,6 +350,15 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         raise CheckpointError(
             f"{path.name}: unknown weights format {suffix!r}; use .safetensors, .pt, .pth or .bin"
         )
+    with path.open("rb") as f:
+        head = f.read(2)
+    # torch writes zip archives ("PK") or pickles (protocol >= 2 starts with 0x80): anything
+    # else is damaged or another format, not a pickle that wants to run code.
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise CheckpointError(
+            f"{path.name}: cannot read weights: not a PyTorch weights file (neither a torch "
+            "zip archive nor a pickle); give a .safetensors file or a plain PyTorch state dict"
+        )
     try:
         data = torch.load(str(path), weights_only=True, map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as error:
@@ -358,7 +367,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             f"when unpickled, which SlideScope never does ({str(error).splitlines()[0]}). "
             "Convert it to .safetensors in a trusted environment."
         ) from None
-    for wrapper in ("state_dict", "model", "model_state_dict"):
+    for wrapper in ("state_dict", "model", "model_state_dict", "module"):
         if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
             data = data[wrapper]
             break

@@ -102,32 +102,18 @@ class FeatureExtractor(nn.Module):
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
-    """Read a weights file safely: safetensors, or a torch file with ``weights_only=True``.
+    """Read a user's weights file safely: safetensors, or torch with ``weights_only=True``.
 
-    A checkpoint that wraps its weights (``{"state_dict": ...}``, ``{"model": ...}``) is
-    unwrapped. Nothing is ever unpickled beyond tensors and plain containers.
+    The one safe reader of :mod:`slidescope.models.checkpoints` (tested against pickles that
+    would run code), with its errors re-raised as :class:`ExtractorWeightsError`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ExtractorWeightsError(f"{path}: weights file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from slidescope.models.checkpoints import load_state_dict_file as read_weights
+    from slidescope.models.errors import CheckpointError
 
-            state: object = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ExtractorWeightsError(
-            f"{path}: cannot read weights ({type(error).__name__}: {error}); "
-            "give a .safetensors file or a plain PyTorch state dict"
-        ) from error
-    for key in ("state_dict", "model", "module"):
-        if isinstance(state, Mapping) and key in state and isinstance(state[key], Mapping):
-            state = state[key]
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ExtractorWeightsError(f"{path}: not a state dict of tensors")
-    return {str(k): v for k, v in state.items()}
+    try:
+        return read_weights(path)
+    except CheckpointError as error:
+        raise ExtractorWeightsError(str(error)) from None
 
 
 def load_mapped_weights(

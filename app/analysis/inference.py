@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -36,7 +37,7 @@ from slidescope.app.analysis.hard_instances import hard_instances
 from slidescope.app.analysis.results_cache import file_sha256, load_result, result_key, save_result
 from slidescope.app.analysis.slide_analysis import SlideAnalysis, empty_analysis
 from slidescope.app.errors import SlideScopeError
-from slidescope.app.jobs import Job, Progress
+from slidescope.app.jobs import Job, Progress, sub_job
 from slidescope.app.slides import open_slide
 from slidescope.app.slides.slide import SlideIdentity
 from slidescope.models.checkpoints import (
@@ -45,6 +46,7 @@ from slidescope.models.checkpoints import (
     load_checkpoint,
     read_meta,
 )
+from slidescope.models.errors import ModelError
 from slidescope.models.features import read_coords, read_feature_info, read_features
 
 __all__ = ["DEFAULT_MASK_RATIO", "NoTeacherError", "SlideAnalysis", "analyze_slide"]
@@ -262,3 +264,24 @@ def _without_empty_bag_warning(job: Job[Path]) -> Generator[Progress, None, Path
             yield step
     finally:
         job.close()
+
+
+def analyze_slides(
+    paths: list[Path], checkpoint: str | Path, cache_dir: str | Path, **options: Any
+) -> Job[dict[Path, SlideAnalysis | str]]:
+    """Analyse several slides in turn; a slide that fails is recorded and the others go on.
+
+    Returns
+    -------
+    dict
+        Per path, its :class:`SlideAnalysis`, or the error message when it failed.
+    """
+    results: dict[Path, SlideAnalysis | str] = {}
+    for i, path in enumerate(paths):
+        job = analyze_slide(path, checkpoint, cache_dir, **options)
+        try:
+            results[path] = yield from sub_job(job, i, len(paths), f"{Path(path).name}: ")
+        except (SlideScopeError, ModelError) as error:
+            results[path] = str(error)
+    yield Progress(len(paths), len(paths), "done")
+    return results

@@ -29,6 +29,7 @@ from slidescope.app.export.geojson_export import write_geojson
 from slidescope.app.export.png_overlay import write_png_overlay
 from slidescope.app.export.provenance import export_metadata, write_text_atomic
 from slidescope.app.export.pyramid_overlay import write_ome_tiff_overlay, write_ome_zarr_overlay
+from slidescope.app.jobs import Job, Progress
 
 OVERLAY_FORMATS: tuple[str, ...] = ("ome-tiff", "ome-zarr", "none")
 
@@ -181,3 +182,18 @@ def _write_overlay(
             )
         ]
     return []
+
+
+def export_slide(
+    slide: Any, analysis: SlideAnalysis, out_dir: str | Path, options: ExportOptions
+) -> Job[list[Path]]:
+    """Export one analysed slide that is already open (the window's "Export").
+
+    Writes what :func:`export_analysis` writes, over the slide's own thumbnail.
+    """
+    yield Progress(0, 2, "thumbnail")
+    thumbnail = np.asarray(slide.thumbnail(options.thumbnail_size))
+    yield Progress(1, 2, "writing heatmaps, GeoJSON and CSV")
+    files = export_analysis(analysis, thumbnail, Path(out_dir), options)
+    yield Progress(2, 2, "done")
+    return files

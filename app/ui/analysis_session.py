@@ -15,21 +15,18 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from napari.utils.notifications import show_error, show_info
-from slidescope.app.analysis.inference import analyze_slide
+from slidescope.app.analysis.inference import analyze_slide, analyze_slides
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
-from slidescope.app.errors import SlideScopeError
-from slidescope.app.export.slide_export import ExportOptions, export_analysis
-from slidescope.app.jobs import Job, Progress
-from slidescope.app.ui.heatmap_layers import describe_patch, heatmap_layers, patch_at, top_patches
+from slidescope.app.analysis.top_patches import patch_images_job
+from slidescope.app.export.slide_export import ExportOptions, export_slide
+from slidescope.app.ui.heatmap_layers import describe_patch, heatmap_layers, patch_at
 from slidescope.app.ui.slide_session import ShownSlide, SlideSession
 from slidescope.app.ui.user_dirs import user_cache_dir
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.analysis_dock import AnalysisDock
 from slidescope.app.ui.widgets.patch_gallery import ICON, PatchGallery
 from slidescope.app.ui.widgets.prediction_panel import PredictionPanel
-from slidescope.models.errors import ModelError
 
 
 def bundled_checkpoint() -> Path | None:
@@ -121,30 +118,10 @@ class AnalysisSession:
         for path in paths:
             self._record(path, "queued")
         return self.slides.run_in_background(
-            self._project_job(paths, self.checkpoint, self.cache_dir),
+            analyze_slides(paths, self.checkpoint, self.cache_dir),
             f"Analysing project {project.name}",
             on_done=self._project_done,
         )
-
-    @staticmethod
-    def _project_job(
-        paths: list[Path], checkpoint: Path, cache_dir: Path
-    ) -> Job[dict[Path, SlideAnalysis | str]]:
-        results: dict[Path, SlideAnalysis | str] = {}
-        for i, path in enumerate(paths):
-            job = analyze_slide(path, checkpoint, cache_dir)
-            try:
-                while True:
-                    step = next(job)
-                    yield Progress(i, len(paths), f"{path.name}: {step.what}")
-            except StopIteration as stop:
-                results[path] = stop.value
-            except (SlideScopeError, ModelError) as error:
-                results[path] = str(error)
-            finally:
-                job.close()
-        yield Progress(len(paths), len(paths), "done")
-        return results
 
     def _project_done(self, results: dict[Path, SlideAnalysis | str]) -> None:
         failed = []
@@ -272,7 +249,7 @@ class AnalysisSession:
             self.gallery.show_groups({})
             return
         self.slides.run_in_background(
-            _gallery_job(shown.slide, analysis),
+            patch_images_job(shown.slide, analysis, ICON),
             "Patch gallery",
             on_done=self.gallery.show_groups,
         )
@@ -287,45 +264,9 @@ class AnalysisSession:
             return None
         options = ExportOptions(display=self.dock.display())
         return self.slides.run_in_background(
-            _export_job(shown.slide, analysis, Path(out_dir), options),
+            export_slide(shown.slide, analysis, Path(out_dir), options),
             f"Exporting {analysis.identity.slide_id}",
             on_done=lambda files: show_info(
                 f"Exported {len(files)} files to {Path(out_dir) / analysis.identity.slide_id}"
             ),
         )
-
-
-def _gallery_job(slide: Any, analysis: SlideAnalysis) -> Job[dict[str, list]]:
-    groups = top_patches(analysis)
-    size = analysis.patch_size_level0
-    level = slide.best_level_for_downsample(max(size / ICON, 1.0))
-    d = slide.downsamples[level]
-    out: dict[str, list] = {}
-    n = sum(len(v) for v in groups.values())
-    done = 0
-    for title, indices in groups.items():
-        out[title] = []
-        for index in indices:
-            yield Progress(done, n, "reading patches")
-            x, y = (int(v) for v in analysis.coords[index])
-            side = max(1, round(size / d))
-            image = slide.read_region((x, y), level, (side, side))
-            score = (
-                analysis.attention[index]
-                if title == "top attention"
-                else analysis.hard_attention[index]
-            )
-            out[title].append((f"{score:.3g}", x + size / 2, y + size / 2, image))
-            done += 1
-    return out
-
-
-def _export_job(
-    slide: Any, analysis: SlideAnalysis, out_dir: Path, options: ExportOptions
-) -> Job[list[Path]]:
-    yield Progress(0, 2, "thumbnail")
-    thumbnail = np.asarray(slide.thumbnail(options.thumbnail_size))
-    yield Progress(1, 2, "writing heatmaps, GeoJSON and CSV")
-    files = export_analysis(analysis, thumbnail, out_dir, options)
-    yield Progress(2, 2, "done")
-    return files

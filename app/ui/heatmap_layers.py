@@ -120,16 +120,3 @@ def describe_patch(analysis: SlideAnalysis, index: int) -> str:
     for i, name in enumerate(analysis.class_names):
         parts.append(f"p({name}) {analysis.instance_probs[index, i]:.3f}")
     return ", ".join(parts)
-
-
-def top_patches(analysis: SlideAnalysis, k: int = 8) -> dict[str, list[int]]:
-    """The ``k`` patches the model looked at most, and the ``k`` hardest ones.
-
-    "Hardest": the highest attention once the salient set is masked (MHIM's view).
-    """
-    if analysis.n_patches == 0:
-        return {"top attention": [], "hardest": []}
-    top = np.argsort(-analysis.attention, kind="stable")[:k]
-    hard_scores = np.where(analysis.masked, -np.inf, analysis.hard_attention)
-    hard = [i for i in np.argsort(-hard_scores, kind="stable")[:k] if np.isfinite(hard_scores[i])]
-    return {"top attention": [int(i) for i in top], "hardest": [int(i) for i in hard]}

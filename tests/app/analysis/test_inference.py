@@ -203,3 +203,45 @@ def test_cancelling_leaves_no_result_behind(tmp_path: Path) -> None:
     assert npz.is_file()
     assert meta.is_file()
     assert analysis.n_patches > 0
+
+
+def test_several_slides_go_on_past_a_failing_one(workdir: Path, first_run) -> None:
+    from slidescope.app.analysis.inference import analyze_slides
+
+    first, _ = first_run
+    broken = workdir / "broken.svs"
+    broken.write_bytes(b"II*\x00" + b"\x00" * 64)  # a TIFF header and nothing behind it
+    checkpoint = workdir / "abmil.safetensors"
+    steps: list[Progress] = []
+    results = run_job(
+        analyze_slides(
+            [broken, workdir / "slide.tiff"], checkpoint, workdir / "cache", device="cpu"
+        ),
+        steps.append,
+    )
+    assert isinstance(results[broken], str)
+    assert "broken.svs" in results[broken]
+    good = results[workdir / "slide.tiff"]
+    np.testing.assert_allclose(good.attention, first.attention)
+    assert steps[-1] == Progress(2, 2, "done")
+    assert all(s.total == 2 for s in steps)
+
+
+def test_top_and_hardest_patches_and_their_images(workdir: Path, first_run) -> None:
+    from slidescope.app.analysis.top_patches import patch_images_job, top_patches
+    from slidescope.app.slides import open_slide
+
+    first_run, _ = first_run
+    groups = top_patches(first_run, k=3)
+    top = groups["top attention"]
+    assert top[0] == int(np.argmax(first_run.attention))
+    assert not first_run.masked[groups["hardest"]].any()  # the hardest are never the masked
+    with open_slide(workdir / "slide.tiff") as slide:
+        images = run_job(patch_images_job(slide, first_run, icon_px=32, k=3))
+        level = slide.best_level_for_downsample(first_run.patch_size_level0 / 32)
+        side = round(first_run.patch_size_level0 / slide.downsamples[level])
+    label, cx, cy, image = images["top attention"][0]
+    x, y = first_run.coords[top[0]]
+    assert (cx, cy) == (x + first_run.patch_size_level0 / 2, y + first_run.patch_size_level0 / 2)
+    assert image.shape == (side, side, 3)  # the coarsest level that still has the detail
+    assert float(label) == pytest.approx(float(first_run.attention[top[0]]), rel=1e-2)

@@ -301,14 +301,17 @@ def fit(config: TrainingConfig, training_set: TrainingSet) -> TrainingJob:
             figures.update(epoch=epoch, train_loss=float(np.mean(losses)))
             history.append(figures)
             score = _score(figures)
-            if best is None or score > best:
+            # An MHIM model is one trained with masking: the plain warm-up epochs only prepare
+            # the teacher and are never the model kept.
+            selectable = epoch > warmup_mhim
+            if selectable and (best is None or score > best):
                 best, best_epoch, stale = score, epoch, 0
                 best_figures = dict(figures)
                 best_state = {
                     "model": copy.deepcopy(model.state_dict()),
                     "teacher": copy.deepcopy(teacher.state_dict()) if teacher else None,
                 }
-            else:
+            elif selectable:
                 stale += 1
             yield TrainingProgress(
                 step,

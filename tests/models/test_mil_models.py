@@ -7,6 +7,9 @@ import torch
 from slidescope.models.mil import MILModel, MILOutput, create_model, list_models, register_model
 from slidescope.models.mil.nystrom import NystromAttention, iterative_pinv
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 IN_DIM = 24
 HIDDEN = 16
 N_CLASSES = 3
@@ -27,14 +30,6 @@ def small(name: str, n_classes: int = N_CLASSES, seed: int = 0) -> MILModel:
     kwargs = {"n_heads": 4} if name == "transmil" else {}
     model = create_model(name, IN_DIM, n_classes, hidden_dim=HIDDEN, **kwargs)
     return model.eval()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_every_model_is_registered():

@@ -17,6 +17,9 @@ from sklearn.metrics import roc_auc_score
 from slidescope.models.mil import MILModel, create_model
 from torch.nn import functional as F
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 DIM = 32
 SHIFT = 5.0
 
@@ -105,14 +108,6 @@ def evaluate(model: MILModel, bags: list[Bag]) -> tuple[float, float, float]:
 def needle_bags() -> tuple[list[Bag], list[Bag]]:
     rng = np.random.default_rng(0)
     return make_bags(rng, 80), make_bags(rng, 40)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # epochs, learning rate

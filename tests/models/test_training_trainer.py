@@ -18,13 +18,7 @@ from slidescope.models.training.progress import TrainingProgress
 from slidescope.models.training.trainer import TrainingResult, train
 from training_bags import planted_bags, survival_bags, write_feature_file
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,36 +7,17 @@ bags, labels as 0/1, -1/1 or strings.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import h5py
+import mil_benchmarks
 import numpy as np
 import pytest
-import torch
 from slidescope.app.cli import main
 
-
-def _benchmarks():
-    name = "mil_benchmarks"
-    if name not in sys.modules:
-        path = Path(__file__).parents[2] / "models" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = ["--quiet", "--device", "cpu", "--model-arg", "hidden_dim=32"]
@@ -65,7 +46,7 @@ def _evaluate(folder: Path, labels: Path, checkpoint: Path, out: Path) -> dict:
     [("MUSK1", "pm1", "abmil"), ("FOX", "names", "instance_max"), ("TIGER", "01", "abmil")],
 )
 def test_benchmark_mimic_trains_and_evaluates(tmp_path, shape, style, model) -> None:
-    bench = _benchmarks()
+    bench = mil_benchmarks
     folder, labels = bench.benchmark_mimic(
         tmp_path / "bags", getattr(bench, shape), style, seed=0, test_share=0.25
     )
@@ -81,7 +62,7 @@ def test_benchmark_mimic_trains_and_evaluates(tmp_path, shape, style, model) -> 
 
 @pytest.mark.slow
 def test_ten_fold_cross_validation_on_92_bags(tmp_path, capsys) -> None:
-    bench = _benchmarks()
+    bench = mil_benchmarks
     folder, labels = bench.benchmark_mimic(tmp_path / "musk1", bench.MUSK1, "pm1", seed=1)
     out = tmp_path / "cv.safetensors"
     assert _train(folder, labels, out, "--folds", "10", "--epochs", "2") == 0
@@ -93,7 +74,7 @@ def test_ten_fold_cross_validation_on_92_bags(tmp_path, capsys) -> None:
 
 
 def test_multiclass_string_labels_and_single_instance_bags(tmp_path) -> None:
-    bench = _benchmarks()
+    bench = mil_benchmarks
     folder, labels = bench.benchmark_mimic(
         tmp_path / "multi", bench.MULTI, "names", seed=0, test_share=0.25
     )
@@ -122,7 +103,7 @@ def test_tiny_set_without_split_column(tmp_path) -> None:
     for i, label in enumerate(["yes", "no", "yes", "no", "no"]):
         bench_file = folder / f"b{i}.h5"
         x = rng.normal(size=(1 + i, 7)) * 1000.0
-        _benchmarks().write_features_only(bench_file, x)
+        mil_benchmarks.write_features_only(bench_file, x)
         rows.append(f"b{i},{label}")
     labels = tmp_path / "tiny.csv"
     labels.write_text("\n".join(rows) + "\n")

@@ -3,41 +3,21 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+import training_bags
 from slidescope.app.cli import main
 
-
-def _bags_module():
-    # The synthetic-bag writer lives beside the model tests; load it by path.
-    name = "training_bags"
-    if name not in sys.modules:
-        path = Path(__file__).parents[2] / "models" / "training_bags.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("cli") / "feats"
-    return _bags_module().planted_bags(folder, n_bags=60, n_instances=100, dim=32, seed=0)
+    return training_bags.planted_bags(folder, n_bags=60, n_instances=100, dim=32, seed=0)
 
 
 COMMON = ["--epochs", "10", "--lr", "1e-3", "--model-arg", "hidden_dim=32", "--quiet"]
@@ -106,7 +86,7 @@ def test_mismatched_extractor_refused(bags, tmp_path, capsys) -> None:
     other.mkdir()
     for path in folder.glob("*.h5"):
         features = np.zeros((4, 32), np.float32)
-        _bags_module().write_feature_file(other / path.name, features, extractor="uni_v1")
+        training_bags.write_feature_file(other / path.name, features, extractor="uni_v1")
     code = main(
         ["evaluate", "--checkpoint", str(model), "--features", str(other), "--labels",
          str(labels), "--out", str(tmp_path / "x.json"), "--quiet"]
@@ -144,7 +124,7 @@ def test_folds_summary(bags, tmp_path, capsys) -> None:
 
 @pytest.mark.slow
 def test_survival_train_and_evaluate(tmp_path, capsys) -> None:
-    folder, labels = _bags_module().survival_bags(tmp_path / "surv", n_bags=40)
+    folder, labels = training_bags.survival_bags(tmp_path / "surv", n_bags=40)
     model = tmp_path / "surv.safetensors"
     code = main(
         ["train", "--task", "survival", "--features", str(folder), "--labels", str(labels),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import numpy as np
 import pytest
 from ui_slides import SlideFiles, synthetic_levels
@@ -34,3 +37,31 @@ def demo_slide(tmp_path_factory: pytest.TempPathFactory):
 
     folder = tmp_path_factory.getbasetemp() / "cache" / "samples"
     return run_job(ensure_demo_slide(folder, 4096, 4096, 0))
+
+
+@pytest.fixture
+def window_factory(make_napari_viewer, qtbot):
+    """Make SlideScope windows: ``make(size=(w, h), **SlideScopeWindow kwargs)``.
+
+    A factory, so that only the test holds the window: napari's leak check fails when a
+    fixture value (kept until every fixture is torn down) refers to the viewer. Windows
+    still alive at the end are let finish their background work and shut down.
+    """
+    from slidescope.app.ui.main_window import SlideScopeWindow
+
+    made: list[weakref.ref[SlideScopeWindow]] = []
+
+    def make(size: tuple[int, int] = (1500, 950), **kwargs: Any) -> SlideScopeWindow:
+        viewer = make_napari_viewer(show=True)
+        viewer.window._qt_window.resize(*size)
+        win = SlideScopeWindow(viewer, **kwargs)
+        made.append(weakref.ref(win))
+        return win
+
+    yield make
+    for ref in made:
+        win = ref()
+        if win is not None:
+            qtbot.waitUntil(lambda w=win: not w.session.busy, timeout=60_000)
+            win.session.shutdown()
+        del win

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import weakref
 
 import numpy as np
 import pytest
@@ -26,23 +25,8 @@ def _one_torch_thread():
 
 
 @pytest.fixture
-def make_window(make_napari_viewer, qtbot):
-    made: list[weakref.ref[SlideScopeWindow]] = []
-
-    def make() -> SlideScopeWindow:
-        viewer = make_napari_viewer(show=True)
-        viewer.window._qt_window.resize(1500, 950)
-        win = SlideScopeWindow(viewer)
-        made.append(weakref.ref(win))
-        return win
-
-    yield make
-    for ref in made:
-        win = ref()
-        if win is not None:
-            qtbot.waitUntil(lambda w=win: not w.session.busy, timeout=60_000)
-            win.session.shutdown()
-        del win
+def make_window(window_factory):
+    return window_factory
 
 
 def analyse(window: SlideScopeWindow, qtbot) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import weakref
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -15,25 +15,8 @@ from ui_slides import SlideFiles, save_shot, synthetic_levels
 
 
 @pytest.fixture
-def make_window(make_napari_viewer, slide_files: SlideFiles, qtbot):
-    """A factory, so that only the test holds the window: napari's leak check fails when a
-    fixture value (kept until every fixture is torn down) refers to the viewer."""
-    made: list[weakref.ref[SlideScopeWindow]] = []
-
-    def make() -> SlideScopeWindow:
-        viewer = make_napari_viewer(show=True)
-        viewer.window._qt_window.resize(1500, 950)
-        win = SlideScopeWindow(viewer, open_slide=slide_files, cache_bytes=64 * 1024**2)
-        made.append(weakref.ref(win))
-        return win
-
-    yield make
-    for ref in made:
-        win = ref()
-        if win is not None:
-            qtbot.waitUntil(lambda w=win: not w.session.busy, timeout=20_000)
-            win.session.shutdown()
-        del win
+def make_window(window_factory, slide_files: SlideFiles):
+    return functools.partial(window_factory, open_slide=slide_files, cache_bytes=64 * 1024**2)
 
 
 def open_and_wait(win: SlideScopeWindow, qtbot, path: Path) -> None:

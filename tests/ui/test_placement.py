@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import weakref
+import functools
 
 import numpy as np
 import pytest
-from slidescope.app.ui.main_window import SlideScopeWindow
 from slidescope.app.ui.placement import (
     SlideSpace,
     grid_placement,
@@ -68,23 +67,8 @@ def test_grid_shape_from_feature_coords():
 
 
 @pytest.fixture
-def make_window(make_napari_viewer, slide_files: SlideFiles, qtbot):
-    made: list[weakref.ref[SlideScopeWindow]] = []
-
-    def make() -> SlideScopeWindow:
-        viewer = make_napari_viewer(show=True)
-        viewer.window._qt_window.resize(1200, 900)
-        win = SlideScopeWindow(viewer, open_slide=slide_files)
-        made.append(weakref.ref(win))
-        return win
-
-    yield make
-    for ref in made:
-        win = ref()
-        if win is not None:
-            qtbot.waitUntil(lambda w=win: not w.session.busy, timeout=20_000)
-            win.session.shutdown()
-        del win
+def make_window(window_factory, slide_files: SlideFiles):
+    return functools.partial(window_factory, size=(1200, 900), open_slide=slide_files)
 
 
 def test_overlays_cover_exactly_their_pixels_on_screen(

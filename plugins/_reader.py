@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from slidescope.app.display.slide_layer import slide_layer_data
+from slidescope.app.display.tile_cache import TileCache
 from slidescope.app.project.project import is_slide_path
-from slidescope.app.ui.slide_layer import slide_layer_data
-from slidescope.app.ui.tile_cache import TileCache
 
 LayerData = tuple[Any, dict[str, Any], str]
 

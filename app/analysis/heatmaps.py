@@ -3,7 +3,7 @@
 A heatmap is a :class:`HeatmapGrid`: one cell per patch stride, whose top-left corner sits at
 ``origin`` (level-0 px) and whose cells are ``cell`` level-0 px wide, with NaN where there
 is no patch; a patch covers ``[x, x + size)`` in level-0 space. The viewer places the grid
-with :func:`slidescope.app.ui.placement.grid_placement` (``origin``, ``cell``).
+with :func:`slidescope.app.display.placement.grid_placement` (``origin``, ``cell``).
 
 Normalisation (raw, min-max, rank), smoothing and thresholds are display choices: plain
 functions on the grid's values, recorded by every export (DESIGN.md, "Heatmaps").

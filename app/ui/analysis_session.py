@@ -19,14 +19,14 @@ from napari.utils.notifications import show_error, show_info
 from slidescope.app.analysis.inference import analyze_slide, analyze_slides
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
 from slidescope.app.analysis.top_patches import patch_images_job
+from slidescope.app.display.heatmap_layers import describe_patch, heatmap_layers, patch_at
 from slidescope.app.export.slide_export import ExportOptions, export_slide
-from slidescope.app.ui.heatmap_layers import describe_patch, heatmap_layers, patch_at
 from slidescope.app.ui.slide_session import ShownSlide, SlideSession
-from slidescope.app.ui.user_dirs import user_cache_dir
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.analysis_dock import AnalysisDock
 from slidescope.app.ui.widgets.patch_gallery import ICON, PatchGallery
 from slidescope.app.ui.widgets.prediction_panel import PredictionPanel
+from slidescope.app.user_dirs import user_cache_dir
 
 
 def bundled_checkpoint() -> Path | None:

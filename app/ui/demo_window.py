@@ -12,8 +12,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from slidescope.app.demo.demo_slide import ensure_demo_slide
 from slidescope.app.project.project import PROJECT_FILE, Project
-from slidescope.app.ui.demo_slide import ensure_demo_slide
 
 #: the demo model was trained on 10,240 x 8,192 slides at 0.25 µm/px of other seeds;
 #: seed 7 is one it never saw (resources/demo_model.json, "unseen_seeds_for_demo_and_tests")

@@ -12,12 +12,11 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import QEvent, QObject
 from qtpy.QtGui import QAction, QIcon
 from qtpy.QtWidgets import QApplication, QFileDialog, QLabel, QMenu
+from slidescope.app.display.tile_cache import DEFAULT_CACHE_BYTES
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.project.project import PROJECT_FILE, is_slide_path
 from slidescope.app.ui.analysis_session import AnalysisSession
 from slidescope.app.ui.slide_session import SlidePanels, SlideSession
-from slidescope.app.ui.tile_cache import DEFAULT_CACHE_BYTES
-from slidescope.app.ui.user_dirs import recent_files
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.analysis_dock import AnalysisDock
 from slidescope.app.ui.widgets.job_progress import JobProgress
@@ -26,6 +25,7 @@ from slidescope.app.ui.widgets.patch_gallery import PatchGallery
 from slidescope.app.ui.widgets.prediction_panel import PredictionPanel
 from slidescope.app.ui.widgets.slide_info import SlideInfo
 from slidescope.app.ui.widgets.slide_list import SlideList
+from slidescope.app.user_dirs import recent_files
 from slidescope.resources import resource_path
 
 TITLE = "SlideScope"

@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 from napari.utils.notifications import show_error
+from slidescope.app.display.slide_layer import SlideLayerData, slide_layer_data
+from slidescope.app.display.tile_cache import DEFAULT_CACHE_BYTES, TileCache
 from slidescope.app.jobs import Job, Progress
 from slidescope.app.project.project import Project, is_slide_path
 from slidescope.app.project.thumbnails import make_thumbnails
-from slidescope.app.ui.slide_layer import SlideLayerData, slide_layer_data
-from slidescope.app.ui.tile_cache import DEFAULT_CACHE_BYTES, TileCache
-from slidescope.app.ui.user_dirs import remember_recent
 from slidescope.app.ui.weak_slots import weak_handler
 from slidescope.app.ui.widgets.job_progress import JobProgress
 from slidescope.app.ui.widgets.minimap import Minimap
 from slidescope.app.ui.widgets.slide_info import SlideInfo
 from slidescope.app.ui.widgets.slide_list import SlideList
 from slidescope.app.ui.workers import describe_error, start_job
+from slidescope.app.user_dirs import remember_recent
 
 MINIMAP_SIZE = 384
 

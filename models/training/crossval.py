@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from slidescope.models.checkpoints import load_checkpoint
+from slidescope.models.jobs import Progress
 from slidescope.models.training.config import TrainingConfig
 from slidescope.models.training.data import (
     check_split,
@@ -30,7 +31,6 @@ from slidescope.models.training.data import (
 from slidescope.models.training.evaluate import classification_metrics, survival_metrics
 from slidescope.models.training.labels import stratified_folds, stratified_split
 from slidescope.models.training.predict import predict_logits, softmax, survival_risk_np
-from slidescope.models.training.progress import TrainingProgress
 from slidescope.models.training.trainer import fit, resolve_device
 
 
@@ -75,7 +75,7 @@ def summarise(folds: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 def cross_validate(
     config: TrainingConfig, folds: int, resamples: int = 200
-) -> Iterator[TrainingProgress]:
+) -> Iterator[Progress]:
     """Run K-fold cross-validation; a job returning :class:`CrossValidationResult`."""
     config.validate()
     base = load_labelled_bags(config)
@@ -104,7 +104,7 @@ def cross_validate(
         try:
             while True:
                 step = next(job)
-                yield TrainingProgress(
+                yield Progress(
                     min(offset + step.done, total),
                     total,
                     f"fold {k + 1}/{folds}: {step.what}",

@@ -21,6 +21,7 @@ from slidescope.models.features import (
     find_feature_files,
     read_feature_info,
 )
+from slidescope.models.jobs import Progress
 from slidescope.models.training.labels import LabelsError, read_labels
 from slidescope.models.training.metrics import (
     accuracy,
@@ -32,7 +33,6 @@ from slidescope.models.training.metrics import (
     save_roc_png,
 )
 from slidescope.models.training.predict import predict_logits, softmax, survival_risk_np
-from slidescope.models.training.progress import TrainingProgress
 
 
 @dataclass
@@ -161,10 +161,10 @@ def evaluate(
     seed: int = 0,
     device: str = "auto",
     skip_missing: bool = False,
-) -> Iterator[TrainingProgress]:
+) -> Iterator[Progress]:
     """Score the ``test`` rows of a labels CSV (all rows without a split column).
 
-    A job: yields :class:`TrainingProgress` per slide and returns an
+    A job: yields :class:`Progress` per slide and returns an
     :class:`EvaluationResult`. Writes ``out`` (metrics JSON), ``<out stem>_predictions.csv``
     and, for classification, ``<out stem>_roc.png`` beside it.
 
@@ -201,7 +201,7 @@ def evaluate(
     logits_rows = []
     for i in range(len(table)):
         logits_rows.append(predict_logits(model, bags, [i], torch_device)[0])
-        yield TrainingProgress(i + 1, len(table), table.slide_ids[i])
+        yield Progress(i + 1, len(table), table.slide_ids[i])
     logits = np.stack(logits_rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     predictions_path = out.with_name(f"{out.stem}_predictions.csv")

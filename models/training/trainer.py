@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from slidescope.models.features import FeatureMoments
+from slidescope.models.jobs import Progress
 from slidescope.models.mil.registry import create_model
 from slidescope.models.training.config import TrainingConfig, TrainingConfigError
 from slidescope.models.training.data import TrainingSet, load_training_set, survival_targets
@@ -37,14 +38,13 @@ from slidescope.models.training.metrics import (
     youden_threshold,
 )
 from slidescope.models.training.predict import predict_logits, softmax, survival_risk_np
-from slidescope.models.training.progress import TrainingProgress
 from slidescope.models.training.recycle import GlobalRecycle
 from slidescope.models.training.saving import load_teacher_init, save_trained
 from slidescope.models.training.steps import BagTarget, LossSettings, mhim_step, plain_step
 from slidescope.models.training.teacher import ema_update, make_teacher, momentum_schedule
 from torch import nn
 
-TrainingJob = Iterator[TrainingProgress]
+TrainingJob = Iterator[Progress]
 
 
 @dataclass
@@ -165,7 +165,7 @@ def _score(figures: dict[str, float]) -> tuple[float, float]:
 
 
 def train(config: TrainingConfig) -> TrainingJob:
-    """Train a model as described by ``config``; a job yielding :class:`TrainingProgress`.
+    """Train a model as described by ``config``; a job yielding :class:`Progress`.
 
     Returns
     -------
@@ -200,7 +200,7 @@ def fit(config: TrainingConfig, training_set: TrainingSet) -> TrainingJob:
         moments = FeatureMoments()
         for i, row in enumerate(train_rows):
             # One step per file: a long pass over a large set stays cancellable.
-            yield TrainingProgress(
+            yield Progress(
                 0, total_steps, f"input standardisation: slide {i + 1}/{len(train_rows)}"
             )
             moments.add_file(training_set.paths[int(row)])
@@ -295,7 +295,7 @@ def fit(config: TrainingConfig, training_set: TrainingSet) -> TrainingJob:
                     )
                 losses.append(float(loss.detach()))
                 step += 1
-                yield TrainingProgress(step, total_steps, f"epoch {epoch}/{config.epochs}")
+                yield Progress(step, total_steps, f"epoch {epoch}/{config.epochs}")
             logits = predict_logits(model, training_set.bags, val_rows, device)
             figures = validation_figures(training_set, logits, val_rows, targets)
             figures.update(epoch=epoch, train_loss=float(np.mean(losses)))
@@ -313,7 +313,7 @@ def fit(config: TrainingConfig, training_set: TrainingSet) -> TrainingJob:
                 }
             elif selectable:
                 stale += 1
-            yield TrainingProgress(
+            yield Progress(
                 step,
                 total_steps,
                 f"epoch {epoch}/{config.epochs}: loss {figures['train_loss']:.3f}, "
@@ -335,7 +335,7 @@ def fit(config: TrainingConfig, training_set: TrainingSet) -> TrainingJob:
             k: float(v) for k, v in best_figures.items() if k not in ("epoch", "val_metric")
         }
         metrics.update(best_epoch=float(best_epoch), epochs_run=float(len(history)))
-        yield TrainingProgress(step, total_steps, f"saving {config.out.name}")
+        yield Progress(step, total_steps, f"saving {config.out.name}")
         path = save_trained(
             config,
             model.cpu(),

@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import load_file
 from slidescope.models.checkpoints import load_checkpoint
 from slidescope.models.errors import FeatureFileError
+from slidescope.models.jobs import Progress
 from slidescope.models.training.config import MHIMConfig, TrainingConfig, TrainingConfigError
 from slidescope.models.training.labels import LabelsError
-from slidescope.models.training.progress import TrainingProgress
 from slidescope.models.training.trainer import TrainingResult, train
 from training_bags import planted_bags, survival_bags, write_feature_file
 
@@ -33,7 +33,7 @@ def _config(bags: tuple[Path, Path], out: Path, **kwargs) -> TrainingConfig:
     return TrainingConfig(features=folder, labels=labels, out=out, **settings)
 
 
-def _run(config: TrainingConfig) -> tuple[TrainingResult, list[TrainingProgress]]:
+def _run(config: TrainingConfig) -> tuple[TrainingResult, list[Progress]]:
     job = train(config)
     steps = []
     try:
@@ -47,7 +47,7 @@ def test_plain_training_job_progress_and_checkpoint(bags, tmp_path) -> None:
     result, steps = _run(_config(bags, tmp_path / "m.safetensors"))
     assert result.path.exists()
     assert steps[-1].total == steps[1].total
-    assert all(isinstance(s, TrainingProgress) for s in steps)
+    assert all(isinstance(s, Progress) for s in steps)
     epochs = [s for s in steps if s.metrics]
     assert [s.metrics["epoch"] for s in epochs] == [1, 2, 3, 4]
     loaded = load_checkpoint(result.path)

@@ -32,8 +32,8 @@ def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 @pytest.fixture(scope="session")
 def demo_slide(tmp_path_factory: pytest.TempPathFactory):
     """A small demo slide (4096 x 4096, 0.25 µm/px, 4 levels), made once per session."""
+    from slidescope.app.demo.demo_slide import ensure_demo_slide
     from slidescope.app.jobs import run_job
-    from slidescope.app.ui.demo_slide import ensure_demo_slide
 
     folder = tmp_path_factory.getbasetemp() / "cache" / "samples"
     return run_job(ensure_demo_slide(folder, 4096, 4096, 0))

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
+from slidescope.app.display.placement import grid_placement
 from slidescope.app.project.project import Project
 from slidescope.app.ui.main_window import SlideScopeWindow
-from slidescope.app.ui.placement import grid_placement
 from test_main_window import open_and_wait
 from ui_slides import save_shot
 

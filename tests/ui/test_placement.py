@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 import pytest
-from slidescope.app.ui.placement import (
+from slidescope.app.display.placement import (
     SlideSpace,
     grid_placement,
     grid_shape,

@@ -29,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the metrics with their 95 % intervals."""
-    from slidescope.app.cli.commands.train import as_job
     from slidescope.app.cli.progress import run_with_progress
     from slidescope.models.training.evaluate import evaluate
 
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         skip_missing=args.skip_missing,
     )
-    result = run_with_progress(as_job(job), "evaluate", args.quiet)
+    result = run_with_progress(job, "evaluate", args.quiet)
     for key, value in result.metrics.items():
         if isinstance(value, dict) and "value" in value:
             print(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,20 +156,6 @@ def config_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def as_job(steps: Iterator[Any]) -> Any:
-    """Re-yield a models-side job's steps as ``slidescope.app.jobs.Progress``."""
-    from slidescope.app.jobs import Progress
-
-    try:
-        while True:
-            step = next(steps)
-            yield Progress(step.done, step.total, step.what)
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        steps.close()  # type: ignore[attr-defined]
-
-
 def _format(value: float) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -196,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.folds:
         result = run_with_progress(
-            as_job(cross_validate(config, args.folds)),
+            cross_validate(config, args.folds),
             f"{args.folds}-fold {args.method}",
             args.quiet,
         )
@@ -206,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  test {key[5:]}: {stats['mean']:.4f} ± {stats['std']:.4f}")
         return 0
     result = run_with_progress(
-        as_job(train(config)), f"train {args.model} ({args.method})", args.quiet
+        train(config), f"train {args.model} ({args.method})", args.quiet
     )
     print(f"model: {result.path}")
     for key, value in result.metrics.items():

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 from slidescope.app.analysis.heatmaps import NORMALISATIONS, DisplayChoices
-from slidescope.app.ui.heatmap_layers import LAYER_KINDS
+from slidescope.app.display.heatmap_layers import LAYER_KINDS
 
 COLORMAPS = ("turbo", "viridis", "magma", "inferno", "plasma", "jet", "coolwarm", "Reds")
 NORMALISATION_NAMES = {"raw": "raw", "minmax": "min-max", "rank": "rank"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from slidescope.app.ui.tile_cache import CachedLevel, TileCache, cached_levels
+from slidescope.app.display.tile_cache import CachedLevel, TileCache, cached_levels
 
 
 class CountingArray:

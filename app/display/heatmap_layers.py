@@ -4,7 +4,7 @@ Colours come from the same core functions the exports use
 (:func:`~slidescope.app.analysis.heatmaps.display_grid` then
 :func:`~slidescope.app.analysis.heatmaps.colorize`), so what the window shows is what
 ``slidescope export`` writes. Each image pixel is one grid cell, placed in level-0 pixels by
-:func:`~slidescope.app.ui.placement.grid_placement`. No napari import: plain layer data.
+:func:`~slidescope.app.display.placement.grid_placement`. No napari import: plain layer data.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from slidescope.app.analysis.heatmaps import (
     value_range,
 )
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
-from slidescope.app.ui.placement import SlideSpace, grid_placement
+from slidescope.app.display.placement import SlideSpace, grid_placement
 
 #: the layers a user can switch on, in the order they are stacked (first lowest)
 LAYER_KINDS: tuple[tuple[str, str], ...] = (

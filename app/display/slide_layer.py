@@ -10,8 +10,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slidescope.app.ui.placement import SlideSpace, slide_placement
-from slidescope.app.ui.tile_cache import CachedLevel, TileCache, cached_levels
+from slidescope.app.display.placement import SlideSpace, slide_placement
+from slidescope.app.display.tile_cache import CachedLevel, TileCache, cached_levels
 
 METADATA_KEY = "slidescope"
 

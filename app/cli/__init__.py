@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from slidescope.app.cli import commands
+from slidescope.app.cli.options import HelpFormatter
 from slidescope.app.errors import SlideScopeError
 from slidescope.models.errors import ModelError
 
@@ -32,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        sub = subparsers.add_parser(
+            module.NAME, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter
+        )
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
         names.add(module.NAME)

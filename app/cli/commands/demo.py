@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default="demo-output", metavar="DIR", help="where the demo slide and results go"
     )
-    parser.add_argument("--seed", type=int, default=7, help="demo slide seed (default 7)")
+    parser.add_argument("--seed", type=int, default=7, help="demo slide seed")
     parser.add_argument(
         "--screenshot",
         metavar="PNG",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from slidescope.app.cli.options import add_device, add_out, add_quiet
+
 NAME = "evaluate"
 HELP = "Evaluate a checkpoint on the test slides of a labels CSV (metrics, predictions, ROC)."
 
@@ -17,14 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--labels", required=True, type=Path,
         help="labels CSV; its 'test' rows are scored (every row without a split column)",
     )  # fmt: skip
-    parser.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
+    add_out(parser, "metrics JSON to write")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device(parser)
     parser.add_argument(
         "--skip-missing", action="store_true", help="leave out slides without features"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:

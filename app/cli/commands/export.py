@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from slidescope.app.cli.options import add_device, add_out, add_slide_mpp, add_slides
+
 NAME = "export"
 HELP = (
     "Analyse slides with a checkpoint and export heatmaps: PNG overlays, pyramidal "
@@ -16,12 +18,7 @@ KIND_NAMES = ("attention", "hard", "masked", "prob")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "slides",
-        nargs="+",
-        metavar="SLIDE",
-        help="slide files, folders of slides or CSV lists (column 'slide' or 'path')",
-    )
+    add_slides(parser, help="slide files, folders of slides or CSV lists (column 'slide' or 'path')")
     parser.add_argument(
         "--checkpoint",
         "--model",
@@ -30,16 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="the model checkpoint (.safetensors)",
     )
-    parser.add_argument(
-        "--out",
-        required=True,
-        type=Path,
-        help="output folder (one sub-folder per slide, summary.csv/json)",
-    )
+    add_out(parser, "output folder (one sub-folder per slide, summary.csv/json)")
     parser.add_argument(
         "--kinds",
         default="attention,hard,masked,prob",
-        help="comma-separated heatmap kinds among attention, hard, masked, prob (default: all)",
+        help="comma-separated heatmap kinds among attention, hard, masked, prob",
     )
     parser.add_argument(
         "--normalise",
@@ -47,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="normalise",
         choices=("raw", "minmax", "rank"),
         default="minmax",
-        help="display normalisation (default minmax)",
+        help="display normalisation",
     )
     parser.add_argument(
         "--smooth",
@@ -60,15 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="contour threshold on the displayed (normalised) scores, e.g. 0.5",
     )
-    parser.add_argument("--colormap", default="turbo", help="matplotlib colormap (default turbo)")
+    parser.add_argument("--colormap", default="turbo", help="matplotlib colormap")
     parser.add_argument(
-        "--opacity", type=float, default=0.5, help="overlay opacity 0-1 (default 0.5)"
+        "--opacity", type=float, default=0.5, help="overlay opacity 0-1"
     )
     parser.add_argument(
         "--overlay",
         choices=("ome-tiff", "ome-zarr", "none"),
         default="ome-tiff",
-        help="pyramidal overlay format (default ome-tiff)",
+        help="pyramidal overlay format",
     )
     parser.add_argument(
         "--mask-ratio",
@@ -87,21 +79,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="cache of features and results (default OUT/cache)",
     )
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--slide-mpp",
-        type=float,
-        default=None,
-        metavar="MPP",
-        help="the slides' microns per pixel, when the files do not say",
-    )
+    add_device(parser)
+    add_slide_mpp(parser)
     parser.add_argument(
         "--scheduler",
         default=None,
         metavar="ADDRESS",
         help="a running Dask scheduler (tcp://host:8786); default: a local cluster",
     )
-    parser.add_argument("--workers", type=int, default=2, help="worker processes of the local Dask cluster; 0 = run here, one slide after another (default 2)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the local Dask cluster; 0 = run here, one slide after another")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyError:
         raise SlideScopeError(f"--colormap: unknown colormap {args.colormap!r}") from None
 
-    slides = expand_slides(args.slides)
+    slides = expand_slides(args.slide)
     options = ExportOptions(
         kinds=kinds,
         display=DisplayChoices(

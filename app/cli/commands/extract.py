@@ -7,52 +7,43 @@ import sys
 import warnings
 from pathlib import Path
 
+from slidescope.app.cli.options import add_device, add_out, add_roi, add_slide_mpp, add_slides
+
 NAME = "extract"
 HELP = "Extract per-patch features of slides into <out>/<slide_id>.h5 (resumable)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slide", nargs="+", help="slide file(s) or OME-Zarr folder(s)")
-    parser.add_argument("--out", required=True, type=Path, help="folder of the feature files")
+    add_slides(parser)
+    add_out(parser, "folder of the feature files")
     parser.add_argument(
         "--extractor",
         default="builtin",
-        help="builtin (default), resnet50-trunc, uni, conch, virchow, "
+        help="builtin, resnet50-trunc, uni, conch, virchow, "
         "vit_{small,base,large,huge}_patch{14,16}, timm:<name>",
     )
     parser.add_argument("--weights", type=Path, help="local weights file of the extractor")
     parser.add_argument(
-        "--target-mpp", type=float, default=0.5, help="patch resolution in µm/px (default 0.5)"
+        "--target-mpp", type=float, default=0.5, help="patch resolution in µm/px"
     )
     parser.add_argument(
-        "--patch", type=int, default=256, help="patch side in pixels at --target-mpp (default 256)"
+        "--patch", type=int, default=256, help="patch side in pixels at --target-mpp"
     )
     parser.add_argument("--overlap", type=int, default=0, help="patch overlap in pixels")
     parser.add_argument(
         "--min-tissue",
         type=float,
         default=0.5,
-        help="minimum tissue share of a kept patch, 0-1 (default 0.5)",
+        help="minimum tissue share of a kept patch, 0-1",
     )
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    add_device(parser)
     parser.add_argument("--batch-size", type=int, default=64, help="patches per forward pass")
     parser.add_argument("--workers", type=int, default=2, help="patch reading threads")
-    parser.add_argument(
-        "--slide-mpp",
-        type=float,
-        metavar="MPP",
-        help="the slides' microns per pixel, when the files do not say (or say wrong)",
-    )
+    add_slide_mpp(parser)
     parser.add_argument(
         "--compile", action="store_true", help="run the extractor via torch.compile"
     )
-    parser.add_argument("--roi", type=Path, help="GeoJSON region of interest (level-0 px)")
-    parser.add_argument(
-        "--roi-mode",
-        choices=("intersect", "replace"),
-        default="intersect",
-        help="intersect: tissue inside the ROI only; replace: the ROI is the tissue",
-    )
+    add_roi(parser, "GeoJSON region of interest (level-0 px)")
 
 
 def run(args: argparse.Namespace) -> int:

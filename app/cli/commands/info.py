@@ -6,19 +6,18 @@ import argparse
 import json
 from typing import Any
 
+from slidescope.app.cli.options import add_slide_mpp, add_slides
+
 NAME = "info"
 HELP = "Show a slide's format, level-0 size, microns per pixel, levels and associated images."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slide", help="a slide file (.svs .tiff .ndpi .mrxs ...) or OME-Zarr")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    parser.add_argument(
-        "--slide-mpp",
-        type=float,
-        metavar="MPP",
-        help="the slide's microns per pixel, when the file does not say (or says wrong)",
+    add_slides(
+        parser, many=False, help="a slide file (.svs .tiff .ndpi .mrxs ...) or OME-Zarr folder"
     )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_slide_mpp(parser)
 
 
 def run(args: argparse.Namespace) -> int:

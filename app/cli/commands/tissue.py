@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from slidescope.app.cli.options import add_out, add_roi, add_slide_mpp, add_slides
 
 NAME = "tissue"
 HELP = "Detect tissue on a slide; write <slide_id>.tissue.png and <slide_id>.tissue.geojson."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slide", nargs="+", help="slide file(s) or OME-Zarr folder(s)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument(
-        "--slide-mpp",
-        type=float,
-        metavar="MPP",
-        help="the slide's microns per pixel, when the file does not say (or says wrong)",
-    )
-    parser.add_argument(
-        "--roi", type=Path, help="GeoJSON region of interest (level-0 px) to restrict the mask"
-    )
-    parser.add_argument(
-        "--roi-mode",
-        choices=("intersect", "replace"),
-        default="intersect",
-        help="intersect: tissue inside the ROI only; replace: the ROI is the tissue",
-    )
+    add_slides(parser)
+    add_out(parser, "output folder")
+    add_slide_mpp(parser)
+    add_roi(parser, "GeoJSON region of interest (level-0 px) to restrict the mask")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from slidescope.app.cli.options import add_device, add_out, add_quiet
 from slidescope.app.errors import SlideScopeError
 
 NAME = "train"
@@ -59,9 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model-arg", action="append", type=_model_arg, default=[], metavar="KEY=VALUE",
         help="extra model argument, e.g. hidden_dim=256 (repeatable)",
     )  # fmt: skip
-    model.add_argument(
-        "--out", required=True, type=Path, help="checkpoint to write (.safetensors)"
-    )
+    add_out(model, "checkpoint to write (.safetensors)")
 
     fit = parser.add_argument_group("optimisation")
     fit.add_argument("--method", choices=["plain", "mhim"], default="plain")
@@ -75,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--warmup-epochs", type=int, default=0, help="learning-rate warm-up")
     fit.add_argument("--balance", choices=["weights", "sampling", "none"], default="weights")
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_device(fit)
     fit.add_argument(
         "--folds", type=int, default=None, metavar="K", help="K-fold cross-validation"
     )
@@ -106,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mhim-warmup-epochs", type=int, default=None,
         help="plain epochs before masking (default: 0 with --teacher-init, else epochs/5)",
     )  # fmt: skip
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> Any:

@@ -20,13 +20,11 @@ release resources on cancel does it in ``finally``, never by polling a flag.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 R = TypeVar("R")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,12 @@ Job = Generator[Progress, None, R]
 
 
 class JobCancelled(Exception):
-    """Raised by :func:`run_job` when ``should_stop`` asks it to stop."""
+    """Raised by :func:`run_job` when ``should_stop`` asks it to stop.
+
+    Faces that cannot close the generator from where the stop is asked (a batch task
+    watching a flag set elsewhere) pass ``should_stop``; the job's cleanup has run when
+    this is raised.
+    """
 
 
 def run_job(
@@ -99,25 +102,36 @@ def run_job(
         return stop.value  # type: ignore[no-any-return]
 
 
-def sub_job(job: Job[R], offset: int, total: int | None, prefix: str = "") -> Job[R]:
+def sub_job(
+    job: Job[R],
+    offset: int,
+    total: int | None,
+    prefix: str = "",
+    *,
+    same_units: bool = True,
+) -> Job[R]:
     """Re-express a nested job's progress in the units of an enclosing one.
 
     ``result = yield from sub_job(inner, offset=k, total=n, prefix="slide 3: ")`` forwards
-    the inner job's steps as ``offset + done`` of ``total``, so a batch of jobs shows
-    one progress bar.
+    the inner job's steps as ``offset + done`` of ``total`` (never past ``total``), with
+    their metrics, so a batch of jobs shows one progress bar. When the inner job counts
+    other units than the outer one (patches of a slide inside a count of slides), pass
+    ``same_units=False``: the outer count stays at ``offset`` and the inner count is
+    shown in the step's text. Closing the outer job closes the inner one.
     """
     try:
         while True:
             step = next(job)
-            yield Progress(offset + step.done, total, prefix + step.what)
+            if same_units:
+                done = offset + step.done
+                if total is not None:
+                    done = min(done, total)
+                what = prefix + step.what
+            else:
+                done = offset
+                what = prefix + step.what + (f" {step.done}/{step.total}" if step.total else "")
+            yield Progress(done, total, what, step.metrics)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
     finally:
         job.close()
-
-
-def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Yield lists of at most ``size`` consecutive items."""
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch

@@ -10,7 +10,6 @@ a killed run resumes where it stopped, and up-to-date files are skipped.
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,17 +22,11 @@ from slidescope.app.analysis.patch_reader import PatchReader
 from slidescope.app.analysis.patches import PatchGrid, make_patch_grid
 from slidescope.app.analysis.tissue import TissueParams, detect_tissue
 from slidescope.app.errors import SlideScopeError
-from slidescope.app.jobs import Job, Progress
+from slidescope.app.jobs import Job, Progress, sub_job
+from slidescope.models.devices import resolve_device
 from slidescope.models.errors import ModelError
 from slidescope.models.extractors import FeatureExtractor, create_extractor
-
-
-class EmptyBagWarning(UserWarning):
-    """A slide has no patch with enough tissue: its feature file is an empty bag."""
-
-
-class DeviceError(SlideScopeError):
-    """The asked device cannot be used."""
+from slidescope.models.features import read_feature_info
 
 
 @dataclass
@@ -85,22 +78,15 @@ class ExtractConfig:
 
 @dataclass
 class ExtractSummary:
-    """What a multi-slide extraction did: files written (or up to date) and failures."""
+    """What a multi-slide extraction did: files written (or up to date) and failures.
+
+    ``empty`` lists the written files that hold an empty bag: slides where no patch has
+    enough tissue (a result, not an error: a blank slide is a slide without tissue).
+    """
 
     written: list[Path] = field(default_factory=list)
     failed: dict[Path, str] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an unusable CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(
-            f"device {name!r} asked for, but no CUDA GPU is available; use --device cpu"
-        )
-    return device
+    empty: list[Path] = field(default_factory=list)
 
 
 def build_extractor(config: ExtractConfig, device: torch.device) -> FeatureExtractor:
@@ -135,12 +121,8 @@ def extract_features(
 
     Returns
     -------
-    Path of the feature file (written, or found up to date).
-
-    Warns
-    -----
-    EmptyBagWarning
-        When no patch has enough tissue (the file holds an empty bag).
+    Path of the feature file (written, or found up to date). When no patch has enough
+    tissue the file holds an empty bag (no rows) and the last step says so.
     """
     from slidescope.app.slides import open_slide
 
@@ -174,12 +156,10 @@ def extract_features(
         try:
             todo = _remaining(grid.coords, writer.written_coords())
             if len(grid) == 0:
-                warnings.warn(
-                    f"{slide.path}: no patch has {config.min_tissue:.0%} tissue; "
-                    "its feature file is an empty bag",
-                    EmptyBagWarning,
-                    stacklevel=1,
+                yield Progress(
+                    0, 0, f"{identity.slide_id}: no patch has {config.min_tissue:.0%} tissue"
                 )
+                return writer.finish()
             yield Progress(writer.count, len(grid), f"{identity.slide_id}: features")
             runner = _ModelRunner(extractor, device, config.compile)
             with PatchReader(slide, grid, config.batch_size, config.workers) as reader:
@@ -212,18 +192,16 @@ def extract_many(
         yield Progress(i, total, prefix + slide_path.name)
         job = extract_features(slide_path, out_dir, config, extractor)
         try:
-            while True:
-                step = next(job)
-                shown = f" {step.done}/{step.total}" if step.total else ""
-                yield Progress(i, total, prefix + step.what + shown)
-        except StopIteration as stop:
-            summary.written.append(stop.value)
+            path = yield from sub_job(job, i, total, prefix, same_units=False)
         except (SlideScopeError, ModelError, OSError, ValueError) as error:
             summary.failed[slide_path] = str(error)
+            continue
         except Exception as error:  # a bug on one slide must not stop a cohort
             summary.failed[slide_path] = f"{type(error).__name__}: {error}"
-        finally:
-            job.close()
+            continue
+        summary.written.append(path)
+        if read_feature_info(path).n_instances == 0:
+            summary.empty.append(path)
     yield Progress(total, total, "done")
     return summary
 

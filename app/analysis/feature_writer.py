@@ -28,15 +28,42 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-def is_up_to_date(path: Path, settings: dict[str, Any]) -> bool:
-    """True when ``path`` is a complete feature file made with exactly ``settings``."""
+def is_up_to_date(
+    path: Path,
+    settings: dict[str, Any] | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> bool:
+    """True when ``path`` is a complete feature file that is still good to use.
+
+    The one freshness check of feature files: the extraction job passes the exact
+    ``settings`` it would extract with; inference passes the ``attrs`` a checkpoint needs
+    (slide fingerprint, extractor, patch size, µm/px; ``None`` values are not checked).
+    """
     if not path.is_file():
         return False
     try:
         with h5py.File(path, "r") as f:
-            return bool(f.attrs.get("complete", False)) and _settings_of(f) == _canonical(settings)
+            if not bool(f.attrs.get("complete", False)):
+                return False
+            if settings is not None and _settings_of(f) != _canonical(settings):
+                return False
+            return all(
+                _same(f.attrs.get(name), expected)
+                for name, expected in (attrs or {}).items()
+                if expected is not None
+            )
     except (OSError, ValueError, KeyError):
         return False
+
+
+def _same(value: Any, expected: Any) -> bool:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if value is None:
+        return False
+    if isinstance(expected, float):
+        return abs(float(value) - expected) < 1e-6
+    return str(value) == str(expected)
 
 
 class FeatureWriter:

@@ -19,20 +19,14 @@ It runs on the GPU when there is one (``device="auto"``).
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Generator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
-from slidescope.app.analysis.extract import (
-    EmptyBagWarning,
-    ExtractConfig,
-    extract_features,
-    resolve_device,
-)
+from slidescope.app.analysis.extract import ExtractConfig, extract_features
+from slidescope.app.analysis.feature_writer import is_up_to_date
 from slidescope.app.analysis.hard_instances import hard_instances
 from slidescope.app.analysis.results_cache import file_sha256, load_result, result_key, save_result
 from slidescope.app.analysis.slide_analysis import SlideAnalysis, empty_analysis
@@ -46,6 +40,7 @@ from slidescope.models.checkpoints import (
     load_checkpoint,
     read_meta,
 )
+from slidescope.models.devices import resolve_device
 from slidescope.models.errors import ModelError
 from slidescope.models.features import read_coords, read_feature_info, read_features
 
@@ -57,6 +52,20 @@ DEFAULT_MASK_RATIO = 0.1
 
 class NoTeacherError(SlideScopeError):
     """The teacher was asked to score the patches, but the checkpoint holds none."""
+
+
+@dataclass(frozen=True)
+class _ResultSettings:
+    """What every result of one slide x checkpoint carries besides its arrays."""
+
+    mask_ratio: float
+    mask_score: str
+    score_source: str
+    checkpoint_path: str
+    checkpoint_hash: str
+    extractor: str
+    arch: str
+    decision_threshold: float | None
 
 
 def analyze_slide(
@@ -132,9 +141,8 @@ def analyze_slide(
         folder = Path(cache_dir) / "features" / _geometry_name(config)
         features_path = _fitting_features(folder, identity, meta)
         if features_path is None:
-            features_path = yield from _without_empty_bag_warning(
-                extract_features(slide_path, folder, config)
-            )
+            # a slide without tissue gives an empty bag: the result says "no tissue"
+            features_path = yield from extract_features(slide_path, folder, config)
 
     yield Progress(0, None, f"{identity.slide_id}: model")
     info = read_feature_info(features_path)
@@ -143,23 +151,24 @@ def analyze_slide(
     if coords is None:
         raise SlideScopeError(f"{features_path}: no 'coords' dataset; extract the features again")
     score = "prob" if meta.training.get("mask_score") in ("prob", "cls_prob") else "attention"
-    common = {
-        "mask_ratio": ratio,
-        "mask_score": score,
-        "score_source": source,
-        "checkpoint_path": str(checkpoint),
-        "checkpoint_hash": checkpoint_hash,
-        "extractor": str(info.extractor or meta.extractor or ""),
-        "arch": meta.architecture,
-    }
+    settings = _ResultSettings(
+        mask_ratio=ratio,
+        mask_score=score,
+        score_source=source,
+        checkpoint_path=str(checkpoint),
+        checkpoint_hash=checkpoint_hash,
+        extractor=str(info.extractor or meta.extractor or ""),
+        arch=meta.architecture,
+        decision_threshold=meta.threshold,
+    )
     class_names = list(meta.class_names) or [str(i) for i in range(meta.n_classes)]
     patch_size = int(info.patch_size_level0 or 0)
     if len(coords) == 0:
-        analysis = empty_analysis(identity, class_names, patch_size, **common)
+        analysis = empty_analysis(identity, class_names, patch_size, **asdict(settings))
     else:
         analysis = _run_model(
             checkpoint, device, read_features(features_path), coords, identity, class_names,
-            patch_size, use_teacher, common,
+            patch_size, use_teacher, settings,
         )  # fmt: skip
     save_result(cache_dir, key, analysis)
     yield Progress(1, 1, f"{identity.slide_id}: done")
@@ -176,7 +185,7 @@ def _run_model(
     class_names: list[str],
     patch_size: int,
     use_teacher: bool,
-    common: dict[str, object],
+    settings: _ResultSettings,
 ) -> SlideAnalysis:
     torch_device = resolve_device(device)
     loaded = load_checkpoint(checkpoint, device=str(torch_device))
@@ -192,8 +201,8 @@ def _run_model(
     hard = hard_instances(
         model,
         x,
-        float(common["mask_ratio"]),  # type: ignore[arg-type]
-        score=str(common["mask_score"]),
+        settings.mask_ratio,
+        score=settings.mask_score,
         scorer=scorer,
         output=None if use_teacher else output,
     )
@@ -208,7 +217,7 @@ def _run_model(
         masked=hard.masked,
         hard_attention=hard.hard_attention,
         mask_scores=hard.scores,
-        **common,  # type: ignore[arg-type]
+        **asdict(settings),
     )
 
 
@@ -219,51 +228,17 @@ def _fitting_features(
     if folder is None:
         return None
     path = Path(folder) / f"{identity.slide_id}.h5"
-    if not path.is_file():
-        return None
-    try:
-        with h5py.File(path, "r") as handle:
-            attrs = dict(handle.attrs)
-    except OSError:
-        return None
-
-    def same(name: str, expected: object) -> bool:
-        value = attrs.get(name)
-        if isinstance(value, bytes):
-            value = value.decode()
-        if expected is None:
-            return True
-        if isinstance(expected, float):
-            return value is not None and abs(float(value) - expected) < 1e-6
-        return value is not None and str(value) == str(expected)
-
-    fits = (
-        bool(attrs.get("complete", False))
-        and same("slide_fingerprint", identity.fingerprint)
-        and same("extractor", meta.extractor)
-        and same("patch_size", meta.patch_size)
-        and same("target_mpp", None if meta.target_mpp is None else float(meta.target_mpp))
-    )
-    return path if fits else None
+    needed = {
+        "slide_fingerprint": identity.fingerprint,
+        "extractor": meta.extractor,
+        "patch_size": meta.patch_size,
+        "target_mpp": None if meta.target_mpp is None else float(meta.target_mpp),
+    }
+    return path if is_up_to_date(path, attrs=needed) else None
 
 
 def _geometry_name(config: ExtractConfig) -> str:
     return f"{config.extractor}-{config.patch_px}px-{config.target_mpp:g}mpp"
-
-
-def _without_empty_bag_warning(job: Job[Path]) -> Generator[Progress, None, Path]:
-    """Forward ``job``; a slide without tissue is a result here ("no tissue"), not a warning."""
-    try:
-        while True:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", EmptyBagWarning)
-                try:
-                    step = next(job)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-            yield step
-    finally:
-        job.close()
 
 
 def analyze_slides(

@@ -7,6 +7,10 @@ from typing import Any
 
 import numpy as np
 from slidescope.app.slides.slide import SlideIdentity
+from slidescope.models.prediction import predict_label
+
+#: 2: results carry the checkpoint's prediction rule (``decision_threshold``)
+RESULT_FORMAT_VERSION = 2
 
 STATUS_OK = "ok"
 STATUS_NO_TISSUE = "no tissue"
@@ -63,6 +67,9 @@ class SlideAnalysis:
         ``"ok"``, or ``"no tissue"`` when the slide gave an empty bag.
     mask_scores : ndarray
         (N,) the scores that ranked the patches for masking.
+    decision_threshold : float or None
+        The checkpoint's prediction rule (:mod:`slidescope.models.prediction`): two classes,
+        the positive-class cut chosen on validation; None, the most probable class.
     """
 
     identity: SlideIdentity
@@ -83,6 +90,7 @@ class SlideAnalysis:
     arch: str = ""
     status: str = STATUS_OK
     mask_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    decision_threshold: float | None = None
 
     @property
     def n_patches(self) -> int:
@@ -90,14 +98,14 @@ class SlideAnalysis:
 
     @property
     def predicted_index(self) -> int | None:
-        """Index of the most probable class, None with no tissue."""
-        if self.probabilities.size == 0 or not np.isfinite(self.probabilities).all():
+        """Index of the predicted class by the checkpoint's rule, None with no tissue."""
+        if self.probabilities.size == 0:
             return None
-        return int(np.argmax(self.probabilities))
+        return predict_label(self.probabilities, self.decision_threshold)
 
     @property
     def predicted_class(self) -> str | None:
-        """Name of the most probable class, None with no tissue."""
+        """Name of the predicted class by the checkpoint's rule, None with no tissue."""
         index = self.predicted_index
         return None if index is None else self.class_names[index]
 
@@ -114,7 +122,7 @@ class SlideAnalysis:
     def metadata(self) -> dict[str, Any]:
         """Everything but the arrays, as JSON-ready values."""
         return {
-            "format_version": 1,
+            "format_version": RESULT_FORMAT_VERSION,
             "identity": self.identity.to_dict(),
             "patch_size_level0": int(self.patch_size_level0),
             "class_names": list(self.class_names),
@@ -129,6 +137,7 @@ class SlideAnalysis:
             "extractor": self.extractor,
             "arch": self.arch,
             "status": self.status,
+            "decision_threshold": self.decision_threshold,
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -136,7 +145,13 @@ class SlideAnalysis:
 
     @classmethod
     def from_stored(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> SlideAnalysis:
-        """Rebuild from :meth:`metadata` and :meth:`arrays`."""
+        """Rebuild from :meth:`metadata` and :meth:`arrays`.
+
+        Raises ``KeyError`` for a result stored by an older version (recomputed then).
+        """
+        if meta.get("format_version") != RESULT_FORMAT_VERSION:
+            raise KeyError("format_version")
+        threshold = meta.get("decision_threshold")
         return cls(
             identity=SlideIdentity.from_dict(meta["identity"]),
             coords=np.asarray(arrays["coords"], dtype=np.int64).reshape(-1, 2),
@@ -158,6 +173,7 @@ class SlideAnalysis:
             arch=str(meta.get("arch", "")),
             status=str(meta.get("status", STATUS_OK)),
             mask_scores=np.asarray(arrays.get("mask_scores", np.zeros(0)), dtype=np.float32),
+            decision_threshold=None if threshold is None else float(threshold),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from slidescope.app.jobs import Job, R
+from slidescope.app.jobs import Job, Progress, R, run_job
 from tqdm import tqdm
 
 
@@ -15,16 +15,16 @@ def run_with_progress(job: Job[R], desc: str, quiet: bool = False) -> R:
     re-raises ``KeyboardInterrupt`` for the CLI to exit with status 130.
     """
     bar = tqdm(desc=desc, disable=quiet or None, file=sys.stderr, dynamic_ncols=True, leave=True)
+
+    def show(step: Progress) -> None:
+        if step.total is not None and bar.total != step.total:
+            bar.total = step.total
+        bar.n = step.done
+        bar.set_postfix_str(step.what, refresh=False)
+        bar.refresh()
+
     try:
-        while True:
-            step = next(job)
-            if step.total is not None and bar.total != step.total:
-                bar.total = step.total
-            bar.n = step.done
-            bar.set_postfix_str(step.what, refresh=False)
-            bar.refresh()
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return run_job(job, on_progress=show)
     except KeyboardInterrupt:
         job.close()
         raise

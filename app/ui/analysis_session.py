@@ -166,7 +166,12 @@ class AnalysisSession:
         self.pinned = None
         self.dock.set_classes(list(analysis.class_names))
         note = f"{analysis.n_patches:,} patches, {analysis.arch} ({Path(analysis.checkpoint_path).name})"
-        self.prediction.show_prediction(list(analysis.class_names), analysis.probabilities, note)
+        self.prediction.show_prediction(
+            list(analysis.class_names),
+            analysis.probabilities,
+            note,
+            threshold=analysis.decision_threshold,
+        )
         self.refresh_layers()
         self._fill_gallery()
 

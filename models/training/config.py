@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slidescope.models.devices import check_device_name
 from slidescope.models.errors import ModelError
+from slidescope.models.mil.registry import UnknownModelError, list_models
 
 METHODS = ("plain", "mhim")
 TASKS = ("classification", "survival")
@@ -115,6 +117,9 @@ class MHIMConfig:
         if self.recycle_tokens < 1:
             raise TrainingConfigError("recycle_tokens must be at least 1")
 
+    def __post_init__(self) -> None:
+        self.validate()
+
 
 @dataclass
 class TrainingConfig:
@@ -195,6 +200,8 @@ class TrainingConfig:
         self.out = Path(self.out)
         if self.teacher_init is not None:
             self.teacher_init = Path(self.teacher_init)
+        # settings are checked when they are made, before any data is read
+        self.validate()
 
     def mhim_warmup_epochs(self) -> int:
         """Plain epochs before MHIM starts (0 for ``plain``)."""
@@ -207,7 +214,15 @@ class TrainingConfig:
         return min(max(1, round(self.epochs / 5)), self.epochs - 1)
 
     def validate(self) -> None:
-        """Raise ValueError naming the first setting out of range."""
+        """Raise :class:`TrainingConfigError` naming the first setting out of range.
+
+        Runs when the config is made (and again by jobs that receive one).
+        """
+        if self.model not in list_models():
+            raise UnknownModelError(
+                f"unknown MIL model {self.model!r}; choose from {', '.join(list_models())}"
+            )
+        check_device_name(self.device)
         if self.method not in METHODS:
             raise TrainingConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.task not in TASKS:
@@ -220,6 +235,8 @@ class TrainingConfig:
             raise TrainingConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.aem < 0:
             raise TrainingConfigError(f"aem must be >= 0, got {self.aem}")
+        if self.teacher_init is not None and self.method != "mhim":
+            raise TrainingConfigError("teacher_init applies to the mhim method only")
         self.mhim.validate()
 
     def to_meta(self) -> dict[str, Any]:

@@ -13,25 +13,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from slidescope.models.checkpoints import load_checkpoint
-from slidescope.models.jobs import Progress
+from slidescope.models.devices import resolve_device
+from slidescope.models.files import write_text_atomic
+from slidescope.models.jobs import Job, sub_job
 from slidescope.models.training.config import TrainingConfig
 from slidescope.models.training.data import (
     check_split,
     load_labelled_bags,
     validation_or_training,
 )
-from slidescope.models.training.evaluate import classification_metrics, survival_metrics
+from slidescope.models.training.evaluate import (
+    classification_metrics,
+    json_safe,
+    survival_metrics,
+)
 from slidescope.models.training.labels import stratified_folds, stratified_split
 from slidescope.models.training.predict import predict_logits, softmax, survival_risk_np
-from slidescope.models.training.trainer import fit, resolve_device
+from slidescope.models.training.trainer import fit
 
 
 @dataclass
@@ -75,7 +79,7 @@ def summarise(folds: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 def cross_validate(
     config: TrainingConfig, folds: int, resamples: int = 200
-) -> Iterator[Progress]:
+) -> Job[CrossValidationResult]:
     """Run K-fold cross-validation; a job returning :class:`CrossValidationResult`."""
     config.validate()
     base = load_labelled_bags(config)
@@ -99,21 +103,9 @@ def cross_validate(
         )
         check_split(fold_set)
         fold_config = dataclasses.replace(config, out=fold_path(config.out, k))
-        job = fit(fold_config, fold_set)
-        offset = k * per_fold_steps
-        try:
-            while True:
-                step = next(job)
-                yield Progress(
-                    min(offset + step.done, total),
-                    total,
-                    f"fold {k + 1}/{folds}: {step.what}",
-                    step.metrics,
-                )
-        except StopIteration as stop:
-            result = stop.value
-        finally:
-            job.close()
+        result = yield from sub_job(
+            fit(fold_config, fold_set), k * per_fold_steps, total, f"fold {k + 1}/{folds}: "
+        )
         loaded = load_checkpoint(result.path)
         logits = predict_logits(loaded.model.to(device), base.bags, test_rows, device)
         if table.task == "survival":
@@ -145,19 +137,5 @@ def cross_validate(
         "summary": summary,
         "per_fold": fold_results,
     }
-    temp = summary_path.with_name(f".{summary_path.name}.tmp")
-    temp.write_text(json.dumps(_json_ready(document), indent=2), encoding="utf-8")
-    os.replace(temp, summary_path)
+    write_text_atomic(summary_path, json.dumps(json_safe(document), indent=2))
     return CrossValidationResult(summary_path, fold_paths, fold_results, summary)
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,9 @@ from slidescope.models.features import (
     find_feature_files,
     read_feature_info,
 )
-from slidescope.models.jobs import Progress
+from slidescope.models.files import atomic_path, write_text_atomic
+from slidescope.models.jobs import Job, Progress
+from slidescope.models.prediction import decision_threshold, predict_labels
 from slidescope.models.training.labels import LabelsError, read_labels
 from slidescope.models.training.metrics import (
     accuracy,
@@ -88,11 +89,7 @@ def classification_metrics(
         (n,) predicted class indices.
     """
     n_classes = probs.shape[1]
-    if n_classes == 2:
-        cut = 0.5 if threshold is None else threshold
-        predicted = (probs[:, 1] >= cut).astype(np.int64)
-    else:
-        predicted = probs.argmax(axis=1)
+    predicted = predict_labels(probs, threshold)
     n = len(y)
     metrics: dict[str, Any] = {
         "auc": _with_interval(lambda i: roc_auc(y[i], probs[i]), n, resamples, seed),
@@ -104,7 +101,7 @@ def classification_metrics(
             lambda i: f1_score(y[i], predicted[i], n_classes), n, resamples, seed
         ),
         "n_slides": n,
-        "threshold": None if n_classes != 2 else (0.5 if threshold is None else threshold),
+        "threshold": decision_threshold(threshold, n_classes),
     }
     return metrics, predicted
 
@@ -123,17 +120,12 @@ def survival_metrics(
     }
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
-
-
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy numbers as Python ones and NaN as None (valid JSON)."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return None if np.isnan(value) else float(value)
     if isinstance(value, np.integer):
@@ -143,12 +135,10 @@ def _json_safe(value: Any) -> Any:
 
 def write_predictions(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
     """Write a CSV atomically."""
-    temp = path.with_name(f".{path.name}.tmp")
-    with temp.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as temp, temp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(temp, path)
     return path
 
 
@@ -161,7 +151,7 @@ def evaluate(
     seed: int = 0,
     device: str = "auto",
     skip_missing: bool = False,
-) -> Iterator[Progress]:
+) -> Job[EvaluationResult]:
     """Score the ``test`` rows of a labels CSV (all rows without a split column).
 
     A job: yields :class:`Progress` per slide and returns an
@@ -176,7 +166,7 @@ def evaluate(
         For unreadable labels or feature files.
     """
     from slidescope.models.checkpoints import check_compatible, load_checkpoint
-    from slidescope.models.training.trainer import resolve_device
+    from slidescope.models.devices import resolve_device
 
     out = Path(out)
     loaded = load_checkpoint(checkpoint)
@@ -233,5 +223,5 @@ def evaluate(
         )
         roc_path = save_roc_png(out.with_name(f"{out.stem}_roc.png"), table.targets, probs, names)
     metrics.update(checkpoint=str(checkpoint), task=task, missing_slides=missing)
-    _write_atomic(out, json.dumps(_json_safe(metrics), indent=2))
+    write_text_atomic(out, json.dumps(json_safe(metrics), indent=2))
     return EvaluationResult(metrics, out, predictions_path, roc_path, list(table.slide_ids))

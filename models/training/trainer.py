@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from slidescope.models.devices import resolve_device
 from slidescope.models.features import FeatureMoments
 from slidescope.models.jobs import Progress
 from slidescope.models.mil.registry import create_model
@@ -69,17 +70,6 @@ class TrainingResult:
     threshold: float | None
     history: list[dict[str, Any]] = field(default_factory=list)
     val_slide_ids: list[str] = field(default_factory=list)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingConfigError("device cuda was asked for, but torch sees no CUDA device")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise TrainingConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
-    return torch.device(name)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from slidescope.app.cli.options import add_device, add_out, add_roi, add_slide_mpp, add_slides
@@ -65,13 +64,15 @@ def run(args: argparse.Namespace) -> int:
         roi=args.roi,
         roi_mode=args.roi_mode,
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        summary = run_with_progress(
-            extract_many([Path(p) for p in args.slide], args.out, config), "extract"
+    summary = run_with_progress(
+        extract_many([Path(p) for p in args.slide], args.out, config), "extract"
+    )
+    for path in summary.empty:
+        print(
+            f"slidescope extract: warning: {path}: no patch has {args.min_tissue:.0%} tissue; "
+            "the feature file is an empty bag",
+            file=sys.stderr,
         )
-    for warning in caught:
-        print(f"slidescope extract: warning: {warning.message}", file=sys.stderr)
     for path in summary.written:
         print(path)
     for path, reason in summary.failed.items():

@@ -49,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         default="abmil",
         help=(
-            "registry name: abmil, abmil_gated, transmil, dsmil, clam_sb, mean_pool, "
-            "max_pool, instance_max. For strict (standard) MIL — a bag is positive if and "
+            "registry name of the MIL model (an unknown one is refused with the list of "
+            "valid names). For strict (standard) MIL — a bag is positive if and "
             "only if one instance is, e.g. a metastasis — pick instance_max: it is the only "
             "model whose positive score cannot be lowered by other instances or depend on "
             "instance counts; attention models can learn such shortcuts"
@@ -173,10 +173,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".safetensors":
         raise SlideScopeError(f"--out {args.out}: checkpoints are .safetensors files")
-    if args.method != "mhim" and args.teacher_init is not None:
-        raise SlideScopeError("--teacher-init applies to --method mhim only")
-    config = config_from_args(args)
-    config.validate()
+    config = config_from_args(args)  # checks every setting before any data is read
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.folds:
         result = run_with_progress(

@@ -1,9 +1,10 @@
-"""The slide's prediction: the most probable class and every class's probability."""
+"""The slide's prediction: its label by the checkpoint's rule and every class's probability."""
 
 from __future__ import annotations
 
 import numpy as np
 from qtpy.QtWidgets import QFormLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from slidescope.models.prediction import decision_threshold, predict_label
 
 
 class PredictionPanel(QWidget):
@@ -23,9 +24,13 @@ class PredictionPanel(QWidget):
         self.bars: dict[str, QProgressBar] = {}
 
     def show_prediction(
-        self, class_names: list[str] | None, probabilities: np.ndarray | None, note: str = ""
+        self,
+        class_names: list[str] | None,
+        probabilities: np.ndarray | None,
+        note: str = "",
+        threshold: float | None = None,
     ) -> None:
-        """Show a prediction (None clears)."""
+        """Show a prediction (None clears), labelled by the checkpoint's ``threshold`` rule."""
         while self._bars.rowCount():
             self._bars.removeRow(0)
         self.bars = {}
@@ -36,9 +41,16 @@ class PredictionPanel(QWidget):
         if not np.isfinite(probabilities).all():
             self.headline.setText(note or "No tissue found: no prediction.")
             return
-        best = int(np.argmax(probabilities))
+        best = predict_label(probabilities, threshold)
+        if best is None:
+            self.headline.setText(note or "No tissue found: no prediction.")
+            return
+        cut = decision_threshold(threshold, len(class_names))
+        rule = (
+            f"; {class_names[1]} from {cut:.0%}" if cut is not None and cut != 0.5 else ""
+        )
         self.headline.setText(
-            f"Prediction: <b>{class_names[best]}</b> ({probabilities[best]:.1%})"
+            f"Prediction: <b>{class_names[best]}</b> ({probabilities[best]:.1%}{rule})"
             + (f"<br>{note}" if note else "")
         )
         for name, p in zip(class_names, probabilities):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from slidescope.app.analysis.extract import (
-    EmptyBagWarning,
     ExtractConfig,
     extract_features,
     extract_many,
@@ -112,8 +111,12 @@ def test_up_to_date_files_are_skipped(slide_path, tmp_path) -> None:
 
 
 def test_a_slide_without_tissue_is_an_empty_bag(glass_path, tmp_path) -> None:
-    with pytest.warns(EmptyBagWarning, match="empty bag"):
-        path = run_job(extract_features(glass_path, tmp_path, CONFIG))
+    steps = []
+    path = run_job(extract_features(glass_path, tmp_path, CONFIG), on_progress=steps.append)
+    assert "no patch has 50% tissue" in steps[-1].what
+    summary = run_job(extract_many([glass_path], tmp_path / "many", CONFIG))
+    assert summary.empty == summary.written
+    assert len(summary.empty) == 1
     with h5py.File(path, "r") as f:
         assert f["features"].shape == (0, 74)
         assert f["coords"].shape == (0, 2)

@@ -1,0 +1,43 @@
+"""Which torch device a job runs on, from the name a user gives (``--device``)."""
+
+from __future__ import annotations
+
+import torch
+from slidescope.models.errors import ModelError
+
+
+class DeviceError(ModelError, ValueError):
+    """The asked device does not exist or cannot be used here."""
+
+
+def check_device_name(name: str) -> None:
+    """Raise :class:`DeviceError` unless ``name`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name in ("auto", "cpu", "cuda"):
+        return
+    if name.startswith("cuda:") and name[5:].isdigit():
+        return
+    raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; an unusable CUDA is an error.
+
+    Raises
+    ------
+    DeviceError
+        For an unknown name, or a CUDA device on a machine whose torch sees none.
+    """
+    check_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device {name!r} asked for, but torch sees no CUDA GPU; use --device cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device {name!r} asked for, but there are {torch.cuda.device_count()} GPU(s)"
+            )
+    return device

@@ -5,83 +5,27 @@ napari asks a multiscale layer for the visible region of one level at every came
 used first out, bounded in bytes), so panning back over a place never decodes it twice,
 only the tiles of the visible region are read, and the memory a slide holds is bounded.
 One cache serves every open slide; closing a slide drops its tiles (:meth:`TileCache.forget`).
+The cache itself is the slides' own :class:`~slidescope.app.slides.tile_cache.TileCache`.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from slidescope.app.slides.tile_cache import DEFAULT_CACHE_BYTES, TileCache
 
-DEFAULT_CACHE_BYTES = 256 * 1024**2
 DEFAULT_TILE = 512
 
 # Tile decoding (JPEG, deflate) releases the GIL, so a few threads fill a view faster.
 _READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slidescope-tiles")
 _tokens = itertools.count()
 
-
-class TileCache:
-    """Decoded tiles, least recently used out first, at most ``max_bytes`` in all.
-
-    Thread-safe: napari may slice from its worker threads while the UI reads.
-    """
-
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
-        self.max_bytes = int(max_bytes)
-        self._tiles: OrderedDict[tuple[Hashable, ...], np.ndarray] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held now."""
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._tiles)
-
-    def get(self, key: tuple[Hashable, ...]) -> np.ndarray | None:
-        with self._lock:
-            tile = self._tiles.get(key)
-            if tile is None:
-                self.misses += 1
-                return None
-            self._tiles.move_to_end(key)
-            self.hits += 1
-            return tile
-
-    def put(self, key: tuple[Hashable, ...], tile: np.ndarray) -> None:
-        if tile.nbytes > self.max_bytes:
-            return  # never hold a tile bigger than the whole budget
-        with self._lock:
-            old = self._tiles.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._tiles[key] = tile
-            self._bytes += tile.nbytes
-            while self._bytes > self.max_bytes and self._tiles:
-                _, evicted = self._tiles.popitem(last=False)
-                self._bytes -= evicted.nbytes
-
-    def forget(self, owner: Hashable) -> None:
-        """Drop every tile whose key starts with ``owner`` (a closed slide's token)."""
-        with self._lock:
-            for key in [k for k in self._tiles if k[0] == owner]:
-                self._bytes -= self._tiles.pop(key).nbytes
-
-    def clear(self) -> None:
-        with self._lock:
-            self._tiles.clear()
-            self._bytes = 0
+__all__ = ["DEFAULT_CACHE_BYTES", "CachedLevel", "TileCache", "cached_levels"]
 
 
 class CachedLevel:

@@ -27,6 +27,7 @@ from slidescope.app.export.provenance import write_text_atomic
 from slidescope.app.export.slide_export import ExportOptions, done_marker, export_analysis
 from slidescope.app.jobs import Job, Progress, run_job
 from slidescope.app.slides.slide import slide_id_of
+from slidescope.app.slides.zarr_folder import is_zarr_directory as _is_zarr
 from slidescope.models.errors import ModelError
 
 SLIDE_SUFFIXES = (
@@ -275,10 +276,6 @@ def _slides_of_csv(path: Path) -> list[Path]:
     if not slides:
         raise SlideListError(f"{path}: no slides listed in column {column!r}")
     return slides
-
-
-def _is_zarr(path: Path) -> bool:
-    return any((path / name).exists() for name in ("zarr.json", ".zattrs", ".zgroup"))
 
 
 def _looks_like_slide(path: Path) -> bool:

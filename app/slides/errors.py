@@ -37,3 +37,11 @@ class UnsupportedCompressionError(SlideError):
 
 class IncompleteConversionError(CorruptSlideError):
     """An OME-Zarr pyramid whose conversion was stopped before it was finished."""
+
+
+class SlideTooLargeError(SlideError):
+    """The file claims sizes no real slide has, or reading it needs more memory than allowed."""
+
+
+class DecoderCrashedError(CorruptSlideError):
+    """A native decoder crashed, hung or ran out of memory on the file (seen in a sandbox)."""

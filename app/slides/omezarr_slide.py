@@ -21,9 +21,12 @@ from slidescope.app.slides.errors import (
     UnsupportedCompressionError,
     UnsupportedSlideError,
 )
+from slidescope.app.slides.level import SlideLevel
+from slidescope.app.slides.plausibility import MAX_LEVELS, check_image_size, check_tile_size
 from slidescope.app.slides.rgb_view import RGBView
 from slidescope.app.slides.slide import Slide, SlideIdentity
-from slidescope.app.slides.tile_reader import ChunkReader, TileCache
+from slidescope.app.slides.tile_cache import TileCache
+from slidescope.app.slides.tile_reader import DEFAULT_CACHE_BYTES, ChunkReader
 
 # Microns in one NGFF (UDUNITS-2) space unit.
 _MICRONS_PER_UNIT = {
@@ -34,13 +37,6 @@ _MICRONS_PER_UNIT = {
     "centimeter": 1e4,
     "meter": 1e6,
 }
-
-
-def is_zarr_directory(path: Path) -> bool:
-    """Whether ``path`` is a directory holding zarr (v2 or v3) metadata at its root."""
-    return path.is_dir() and any(
-        (path / name).is_file() for name in ("zarr.json", ".zgroup", ".zattrs", ".zarray")
-    )
 
 
 class OmeZarrSlide(Slide):
@@ -94,19 +90,23 @@ class OmeZarrSlide(Slide):
                     self.path, f"level {index} cannot be read ({error})"
                 ) from error
             try:
-                self._levels.append(RGBView(array, self._axes, source=self.path))
+                view = RGBView(array, self._axes, source=self.path)
             except ValueError as error:
                 raise UnsupportedSlideError(self.path, f"level {index}: {error}") from error
+            _check_sizes(self.path, view, self._axes, index)
+            self._levels.append(view)
         if not self._levels:
             raise CorruptSlideError(self.path, "the multiscales metadata lists no datasets")
-        cache = TileCache()
+        if len(self._levels) > MAX_LEVELS:
+            raise CorruptSlideError(self.path, f"the pyramid claims {len(self._levels)} levels")
+        cache = TileCache(DEFAULT_CACHE_BYTES)
         self._cache = cache
-        self._readers: list[ChunkReader | None] = []
         for index, view in enumerate(self._levels):
             chunk = _yx_chunks(view.array, self._axes)
             # Chunks too big to cache (an unchunked level) are read window by window.
             small = chunk[0] * chunk[1] * 3 <= cache.max_bytes // 8
             self._readers.append(ChunkReader(view, chunk, index, cache) if small else None)
+        self._level_arrays = [SlideLevel(v, self.path, i) for i, v in enumerate(self._levels)]
 
     @property
     def format(self) -> str:
@@ -114,7 +114,7 @@ class OmeZarrSlide(Slide):
 
     @property
     def levels(self) -> Sequence[Any]:
-        return self._levels
+        return self._level_arrays
 
     @property
     def properties(self) -> Mapping[str, str]:
@@ -141,12 +141,6 @@ class OmeZarrSlide(Slide):
     @property
     def associated_images(self) -> Mapping[str, np.ndarray]:
         return _AssociatedImages(self._group)
-
-    def _read_level(self, level: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        reader = self._readers[level]
-        if reader is None:
-            return super()._read_level(level, y0, y1, x0, x1)
-        return reader.read(y0, y1, x0, x1)
 
     def close(self) -> None:
         self._cache.clear()
@@ -222,6 +216,14 @@ def _register_image_codecs() -> None:
     except ImportError:  # pragma: no cover - imagecodecs is a dependency
         return
     register_codecs(verbose=False)
+
+
+def _check_sizes(path: Path, view: RGBView, axes: str, index: int) -> None:
+    """Refuse a level or chunk size no slide has, before anything is read."""
+    check_image_size(path, view.shape[1], view.shape[0], f"level {index}")
+    chunks = getattr(view.array, "chunks", None) or view.array.shape
+    chunk = [int(chunks[axes.index(a)]) for a in axes if a in "yxc"]
+    check_tile_size(path, chunk, 1, f"level {index}")
 
 
 def _yx_chunks(array: Any, axes: str) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from slidescope.app.slides.errors import (
     UnsupportedSlideError,
 )
 from slidescope.app.slides.slide import Slide
+from slidescope.app.slides.zarr_folder import is_zarr_directory
 
 # Little- and big-endian classic TIFF, then BigTIFF.
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -51,7 +52,7 @@ def open_slide(path: str | Path, mpp: float | tuple[float, float] | None = None)
     if not path.exists():
         raise SlideNotFoundError(path, "no such file or directory; check the path")
     if path.is_dir():
-        from slidescope.app.slides.omezarr_slide import OmeZarrSlide, is_zarr_directory
+        from slidescope.app.slides.omezarr_slide import OmeZarrSlide
 
         if not is_zarr_directory(path):
             raise UnsupportedSlideError(

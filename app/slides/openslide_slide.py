@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import openslide
 from slidescope.app.slides.errors import CorruptSlideError, UnsupportedSlideError
+from slidescope.app.slides.level import SlideLevel
+from slidescope.app.slides.plausibility import MAX_LEVELS, MAX_SIDE, check_image_size
 from slidescope.app.slides.rgb_view import normalise_key, squeeze_key
 from slidescope.app.slides.slide import Slide
 
@@ -89,7 +91,28 @@ class OpenSlideSlide(Slide):
             ) from error
         except openslide.OpenSlideError as error:
             raise CorruptSlideError(self.path, f"OpenSlide cannot read it ({error})") from error
-        self._levels = [OpenSlideLevel(self, i) for i in range(self.handle.level_count)]
+        try:
+            self._check_sizes()
+        except BaseException:
+            self.handle.close()
+            raise
+        self._levels = [
+            SlideLevel(OpenSlideLevel(self, i), self.path, i)
+            for i in range(self.handle.level_count)
+        ]
+
+    def _check_sizes(self) -> None:
+        """Refuse sizes no slide has before OpenSlide is asked to allocate for them."""
+        count = self.handle.level_count
+        if not 1 <= count <= MAX_LEVELS:
+            raise CorruptSlideError(self.path, f"OpenSlide finds {count} pyramid levels in it")
+        for level, (w, h) in enumerate(self.handle.level_dimensions):
+            check_image_size(self.path, int(w), int(h), f"level {level}")
+        for level, downsample in enumerate(self.handle.level_downsamples):
+            if not 1.0 <= float(downsample) <= MAX_SIDE:
+                raise CorruptSlideError(
+                    self.path, f"level {level} has an impossible downsample of {downsample}"
+                )
 
     @property
     def format(self) -> str:
@@ -135,6 +158,7 @@ class OpenSlideSlide(Slide):
     def read_region(
         self, location: tuple[int, int], level: int, size: tuple[int, int]
     ) -> np.ndarray:
+        self._check_region(level, int(size[0]), int(size[1]))
         # OpenSlide pads outside the slide with transparent pixels: white once composited.
         return self.read_openslide((int(location[0]), int(location[1])), level, size)
 

@@ -16,9 +16,14 @@ from typing import Any
 
 import numpy as np
 from slidescope.app.errors import MissingMppError
+from slidescope.app.slides.errors import SlideError, SlideTooLargeError
+from slidescope.app.slides.file_errors import reading
+from slidescope.app.slides.zarr_folder import root_metadata
 
 # The most a thumbnail reads of one level at a time.
 _THUMBNAIL_STRIP_BYTES = 64 * 1024 * 1024
+# The largest region one read_region call returns (a 32,768 x 32,768 RGB image).
+MAX_REGION_BYTES = 3 * 2**30
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,13 @@ class Slide(ABC):
     def __init__(self, path: str | Path, mpp: tuple[float, float] | None = None) -> None:
         self.path = Path(path)
         self._mpp_override = mpp
+        # What is wrong with the file but did not stop it from opening, in words: levels
+        # dropped because their tiles lie past the end of the file, damaged tiles, and what
+        # tifffile logged about it. Empty for a healthy slide; ``slidescope info`` shows it.
+        self.problems: list[str] = []
+        # Per level, a reader with a faster road than slicing ``levels`` (tiles decoded
+        # directly, a cache of decoded chunks), or None; backends fill it.
+        self._readers: list[Any] = []
 
     # -- what a backend provides ---------------------------------------------------------
 
@@ -166,39 +178,66 @@ class Slide(ABC):
         """Read ``size`` (w, h) pixels of ``level`` whose top-left is ``location`` in level-0 px.
 
         Like OpenSlide's ``read_region``, but returns ``(h, w, 3)`` uint8 RGB and fills the
-        part outside the slide with white.
+        part outside the slide with white. Raises a ``SlideError`` for a damaged file.
         """
-        x0, y0 = location
-        w, h = size
+        x0, y0 = (int(v) for v in location)
+        w, h = (int(v) for v in size)
+        self._check_region(level, w, h)
         ds = self.downsamples[level]
         shape = self.levels[level].shape
         lh, lw = int(shape[0]), int(shape[1])
         lx, ly = int(np.floor(x0 / ds)), int(np.floor(y0 / ds))
         ax0, ay0 = max(lx, 0), max(ly, 0)
         ax1, ay1 = min(lx + w, lw), min(ly + h, lh)
-        if (ax0, ay0, ax1 - ax0, ay1 - ay0) == (lx, ly, w, h):
-            return self._read_level(level, ay0, ay1, ax0, ax1)  # all inside: no padding
-        out = np.full((h, w, 3), 255, dtype=np.uint8)
-        if ax1 > ax0 and ay1 > ay0:
-            out[ay0 - ly : ay1 - ly, ax0 - lx : ax1 - lx] = self._read_level(
-                level, ay0, ay1, ax0, ax1
+        with reading(self.path, f"a region of level {level}"):
+            if (ax0, ay0, ax1 - ax0, ay1 - ay0) == (lx, ly, w, h):
+                return self._read_level(level, ay0, ay1, ax0, ax1)  # all inside: no padding
+            out = np.full((h, w, 3), 255, dtype=np.uint8)
+            if ax1 > ax0 and ay1 > ay0:
+                out[ay0 - ly : ay1 - ly, ax0 - lx : ax1 - lx] = self._read_level(
+                    level, ay0, ay1, ax0, ax1
+                )
+            return out
+
+    def _check_region(self, level: int, w: int, h: int) -> None:
+        count = len(self.levels)
+        if not 0 <= level < count:
+            raise SlideError(self.path, f"has no level {level}; its levels are 0 to {count - 1}")
+        if w < 0 or h < 0:
+            raise SlideError(self.path, f"a region cannot have a negative size ({w} x {h})")
+        if w * h * 3 > MAX_REGION_BYTES:
+            raise SlideTooLargeError(
+                self.path,
+                f"a region of {w:,} x {h:,} px is more than one read may return "
+                f"({MAX_REGION_BYTES / 2**30:.0f} GiB); read it in parts",
             )
-        return out
 
     def _read_level(self, level: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Pixels ``[y0:y1, x0:x1]`` (inside the level) as ``(h, w, 3)`` uint8.
 
-        Backends with a faster road than slicing ``levels`` (decoding tiles directly, a
-        cache of decoded chunks) override this.
+        Through the backend's fast reader for the level when it has one (``_readers``),
+        else by slicing the level.
         """
+        reader = self._readers[level] if level < len(self._readers) else None
+        if reader is not None:
+            return reader.read(y0, y1, x0, x1)
         return np.asarray(self.levels[level][y0:y1, x0:x1])[..., :3]
 
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
         """An RGB image of the whole slide whose longer side is at most ``max_size``.
 
         Read from the coarsest level that is fine enough, in strips that are shrunk as they
-        come, so that a slide without a pyramid never has to fit in memory at once.
+        come, so that a slide without a pyramid never has to fit in memory at once (at most
+        64 MiB of one level is held at a time). Raises a ``SlideError`` for a damaged file.
         """
+        if max_size < 1:
+            raise SlideError(
+                self.path, f"a thumbnail needs a size of at least 1 px, not {max_size}"
+            )
+        with reading(self.path, "the thumbnail"):
+            return self._thumbnail(max_size)
+
+    def _thumbnail(self, max_size: int) -> np.ndarray:
         from PIL import Image
 
         w0, h0 = self.dimensions
@@ -250,8 +289,7 @@ def _fingerprint(path: Path, dims: tuple[int, int]) -> str:
     digest.update(f"{dims[0]}x{dims[1]}".encode())
     target = path
     if path.is_dir():  # zarr / OME-Zarr: the root metadata says what the pyramid is
-        candidates = [path / "zarr.json", path / ".zattrs", path / ".zgroup"]
-        target = next((c for c in candidates if c.exists()), path)
+        target = root_metadata(path) or path
     if target.is_file():
         digest.update(str(target.stat().st_size).encode())
         with target.open("rb") as f:

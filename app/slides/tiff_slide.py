@@ -21,14 +21,16 @@ from slidescope.app.slides.errors import (
     CorruptSlideError,
     UnsupportedCompressionError,
 )
+from slidescope.app.slides.file_errors import file_log, reading
+from slidescope.app.slides.level import SlideLevel
+from slidescope.app.slides.plausibility import MAX_LEVELS, check_tiff_file, check_tiff_page
 from slidescope.app.slides.rgb_view import RGBView
 from slidescope.app.slides.slide import Slide
 from slidescope.app.slides.tiff_metadata import tiff_mpp, tiff_properties
+from slidescope.app.slides.tile_cache import TileCache
 from slidescope.app.slides.tile_reader import (
     DEFAULT_CACHE_BYTES,
-    GuardedLevel,
     SlideFile,
-    TileCache,
     TileReader,
     damaged_tiles,
 )
@@ -77,30 +79,43 @@ class TiffSlide(Slide):
         super().__init__(path, mpp)
         self._allow_strips = allow_strips
         self._cache_bytes = cache_bytes
-        try:
-            self._tif = tifffile.TiffFile(self.path)
-        except _TIFF_READ_ERRORS as error:
-            raise CorruptSlideError(
-                self.path, f"the TIFF structure cannot be read ({error}); is the file truncated?"
-            ) from error
         self._file: SlideFile | None = None
+        self._tif: tifffile.TiffFile | None = None
         try:
-            self._open_levels()
+            # tifffile logs what it finds wrong; it goes into self.problems, not the terminal
+            with file_log(self.problems):
+                self._open()
         except BaseException:
             self.close()
             raise
 
     # -- opening ---------------------------------------------------------------------------
 
+    def _open(self) -> None:
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+        except _TIFF_READ_ERRORS as error:
+            raise CorruptSlideError(
+                self.path, f"the TIFF structure cannot be read ({error}); is the file truncated?"
+            ) from error
+        with reading(self.path, "the TIFF structure"):
+            # before anything is allocated, and before OpenSlide may be handed the file
+            check_tiff_file(self.path, self._tif)
+            self._open_levels()
+
     def _open_levels(self) -> None:
         tif = self._tif
+        assert tif is not None
         if not tif.series:
             raise CorruptSlideError(self.path, "the TIFF holds no image")
         if tif.is_philips or tif.is_scn or _is_ventana(tif):
             raise NotServableByTiff("a vendor layout OpenSlide reads better")
         series = tif.series[0]
         levels = _pyramid_levels(tif, series)
-        for page in (_first_page(level) for level in levels):
+        if len(levels) > MAX_LEVELS:
+            raise CorruptSlideError(self.path, f"the TIFF claims {len(levels)} pyramid levels")
+        for index, page in enumerate(_first_page(level) for level in levels):
+            check_tiff_page(self.path, page, f"level {index}")
             _check_compression(self.path, page)
             if not (page.is_tiled or page.is_ndpi or self._allow_strips):
                 raise NotServableByTiff("the image is stored in strips, not tiles", True)
@@ -112,20 +127,24 @@ class TiffSlide(Slide):
         self._file = SlideFile(self.path)
         self._cache = TileCache(self._cache_bytes)
         self._series = series
-        self._pyramid = levels
-        self._levels: list[Any] = []
-        self._readers: list[TileReader | None] = []
+        self._pyramid: list[Any] = []
+        self._levels: list[SlideLevel] = []
         for index, level in enumerate(levels):
             page = _first_page(level)
+            damaged = damaged_tiles(page, self._file.size)
+            if damaged and index > 0:
+                # A level the file cannot hold whole (a truncated download) is left out and
+                # said so; level 0 stays, and only its damaged tiles refuse to be read.
+                self.problems.append(
+                    f"level {index} ({int(page.imagewidth)} x {int(page.imagelength)} px) was "
+                    f"left out: {len(damaged)} of its {len(page.dataoffsets)} tiles "
+                    f"{_damage_summary(damaged)}"
+                )
+                continue
             level_in_series = index < len(series.levels)
-            try:
-                # A series with a pyramid gives a multiscale group; ask for one level.
-                store = series.aszarr(level=index) if level_in_series else level.aszarr()
-                array = zarr.open_array(store, mode="r")
-            except _TIFF_READ_ERRORS as error:
-                raise CorruptSlideError(
-                    self.path, f"level {index} cannot be read as tiles ({error})"
-                ) from error
+            # A series with a pyramid gives a multiscale group; ask for one level.
+            store = series.aszarr(level=index) if level_in_series else level.aszarr()
+            array = zarr.open_array(store, mode="r")
             axes = _rgb_axes(level.axes)
             view: Any = array
             if not (axes == "yxc" and array.shape[-1] == 3):
@@ -135,24 +154,29 @@ class TiffSlide(Slide):
                     raise NotServableByTiff(str(error)) from error
             single_page = len(getattr(level, "pages", [page])) == 1
             reader = None
+            number = len(self._levels)
             if single_page and TileReader.can_read(page):
-                reader = TileReader(self._file, page, index, self._cache)
-                if reader.damaged:
-                    view = GuardedLevel(view, reader)
-            elif damaged_tiles(page, self._file.size):
+                reader = TileReader(self._file, page, number, self._cache)
+            elif damaged:
                 # No tile-level guard for these layouts: refuse the whole slide up front.
                 raise CorruptSlideError(
                     self.path,
                     f"level {index} has empty or truncated tiles or strips; the file is damaged",
                 )
-            self._levels.append(view)
+            if damaged:
+                self.problems.append(
+                    f"level 0: {len(damaged)} of its {len(page.dataoffsets)} tiles "
+                    f"{_damage_summary(damaged)}; reading them raises an error"
+                )
+            self._levels.append(SlideLevel(view, self.path, number, reader))
+            self._pyramid.append(level)
             self._readers.append(reader)
 
     # -- the Slide interface -----------------------------------------------------------------
 
     @property
     def format(self) -> str:
-        tif = self._tif
+        tif = self.tiff
         if tif.is_svs:
             return "aperio"
         if tif.is_ndpi:
@@ -183,7 +207,7 @@ class TiffSlide(Slide):
         return _AssociatedImages(self)
 
     def _file_mpp(self) -> tuple[float, float] | None:
-        return tiff_mpp(self._tif)
+        return tiff_mpp(self.tiff)
 
     def tile_size(self, level: int) -> tuple[int, int] | None:
         """(width, height) of the stored tiles of ``level``, when it is tiled."""
@@ -193,30 +217,26 @@ class TiffSlide(Slide):
     def _pyramid_level(self, level: int) -> Any:
         return self._pyramid[level]
 
-    def _read_level(self, level: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        reader = self._readers[level]
-        if reader is None:
-            return super()._read_level(level, y0, y1, x0, x1)
-        return reader.read(y0, y1, x0, x1)
-
     def close(self) -> None:
         if getattr(self, "_file", None) is not None:
             self._file.close()
         if hasattr(self, "_cache"):
             self._cache.clear()
-        self._tif.close()
+        if getattr(self, "_tif", None) is not None:
+            self._tif.close()
 
     # -- for tiff_metadata -------------------------------------------------------------------
 
     @property
     def tiff(self) -> tifffile.TiffFile:
         """The open :class:`tifffile.TiffFile` (metadata; do not read pixels through it)."""
+        assert self._tif is not None, "the slide did not open"
         return self._tif
 
     def associated_series(self) -> dict[str, Any]:
         """Associated images by OpenSlide's name (``label``, ``macro``, ``thumbnail``)."""
         found: dict[str, Any] = {}
-        for series in self._tif.series[1:]:
+        for series in self.tiff.series[1:]:
             name = (series.name or "").strip().lower()
             if name in ASSOCIATED_NAMES and name not in found and series.dtype == np.uint8:
                 found[name] = series
@@ -246,6 +266,11 @@ class _AssociatedImages(Mapping[str, np.ndarray]):
 
     def __len__(self) -> int:
         return len(self._series)
+
+
+def _damage_summary(damaged: dict[int, str]) -> str:
+    reasons = sorted(set(damaged.values()))
+    return reasons[0] if len(reasons) == 1 else "; ".join(reasons)
 
 
 def _first_page(level: Any) -> Any:

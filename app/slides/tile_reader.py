@@ -15,50 +15,16 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from slidescope.app.slides.errors import CorruptSlideError
-from slidescope.app.slides.rgb_view import normalise_key
+from slidescope.app.slides.tile_cache import TileCache
 
-DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
-
-
-class TileCache:
-    """A thread-safe least-recently-used cache of decoded tiles, bounded in bytes."""
-
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self._tiles: OrderedDict[Hashable, np.ndarray] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> np.ndarray | None:
-        with self._lock:
-            tile = self._tiles.get(key)
-            if tile is not None:
-                self._tiles.move_to_end(key)
-            return tile
-
-    def put(self, key: Hashable, tile: np.ndarray) -> None:
-        if tile.nbytes > self.max_bytes:
-            return
-        with self._lock:
-            if key in self._tiles:
-                return
-            self._tiles[key] = tile
-            self._bytes += tile.nbytes
-            while self._bytes > self.max_bytes:
-                _, old = self._tiles.popitem(last=False)
-                self._bytes -= old.nbytes
-
-    def clear(self) -> None:
-        with self._lock:
-            self._tiles.clear()
-            self._bytes = 0
+# Edge tiles only (see TileReader.read): a few dozen tiles of a few levels.
+DEFAULT_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class SlideFile:
@@ -95,6 +61,8 @@ def damaged_tiles(page: Any, file_size: int) -> dict[int, str]:
         damaged[int(index)] = "has zero length (TileByteCounts is 0)"
     for index in np.flatnonzero((counts > 0) & (offsets + counts > file_size)):
         damaged[int(index)] = "lies past the end of the file (the file is truncated)"
+    for index in np.flatnonzero((counts > 0) & (offsets < 8)):
+        damaged[int(index)] = "points into the file's header (its TileOffsets entry is damaged)"
     return damaged
 
 
@@ -267,45 +235,3 @@ def assemble(
                 sy0 - ty0 : sy1 - ty0, sx0 - tx0 : sx1 - tx0
             ]
     return out
-
-
-class GuardedLevel:
-    """A level array that refuses to read damaged tiles instead of returning zeros.
-
-    Used in place of the plain zarr view only for levels where :func:`damaged_tiles` found
-    something; healthy slides get the zarr array itself.
-    """
-
-    ndim = 3
-
-    def __init__(self, array: Any, reader: TileReader) -> None:
-        self.array = array
-        self.reader = reader
-        self.shape = tuple(int(s) for s in array.shape)
-        self.dtype = np.dtype(array.dtype)
-
-    def __repr__(self) -> str:
-        return f"<GuardedLevel {self.shape} damaged tiles={sorted(self.reader.damaged)}>"
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        y, x = _window(key, self.shape)
-        self.reader.check(y.start, y.stop, x.start, x.stop)
-        return np.asarray(self.array[key])
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = self[:, :]
-        return out if dtype is None else out.astype(dtype)
-
-
-def _window(key: Any, shape: tuple[int, ...]) -> tuple[slice, slice]:
-    """The y and x ranges (step 1, clipped) that an index touches."""
-    out = []
-    for k, n in zip(normalise_key(key)[:2], shape[:2]):
-        start, stop, step = k.indices(n)
-        if step < 0:
-            start, stop = stop + 1, start + 1
-        out.append(slice(start, max(start, stop)))
-    return out[0], out[1]

@@ -14,7 +14,7 @@ from slidescope.app.slides.omezarr_slide import OmeZarrSlide
 from slidescope.app.slides.openslide_slide import OpenSlideSlide
 from slidescope.app.slides.rgb_view import RGBView
 from slidescope.app.slides.tiff_slide import TiffSlide
-from slidescope.app.slides.tile_reader import TileCache
+from slidescope.app.slides.tile_cache import TileCache
 
 
 def test_backend_is_chosen_by_content_not_suffix(tmp_path: Path, generic_tiff: Path) -> None:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from slidescope.models.checkpoints import load_checkpoint
+from slidescope.models.checkpoints import load_checkpoint, read_meta
 from slidescope.models.devices import resolve_device
+from slidescope.models.errors import CheckpointError
 from slidescope.models.files import write_text_atomic
 from slidescope.models.jobs import Job, sub_job
 from slidescope.models.training.config import TrainingConfig
@@ -102,7 +103,11 @@ def cross_validate(
             val_rows=validation_or_training(table, rest[kept], rest[inner]),
         )
         check_split(fold_set)
-        fold_config = dataclasses.replace(config, out=fold_path(config.out, k))
+        fold_config = dataclasses.replace(
+            config,
+            out=fold_path(config.out, k),
+            teacher_init=fold_teacher_init(config.teacher_init, k, fold_set, test_rows),
+        )
         result = yield from sub_job(
             fit(fold_config, fold_set), k * per_fold_steps, total, f"fold {k + 1}/{folds}: "
         )
@@ -139,3 +144,40 @@ def cross_validate(
     }
     write_text_atomic(summary_path, json.dumps(json_safe(document), indent=2))
     return CrossValidationResult(summary_path, fold_paths, fold_results, summary)
+
+
+def fold_teacher_init(
+    teacher_init: Path | None, k: int, fold_set: Any, held_out: np.ndarray
+) -> Path | None:
+    """Fold ``k``'s plain checkpoint for the MHIM teacher, checked for leakage.
+
+    ``teacher_init`` may hold ``{fold}`` (one checkpoint per fold, as the reference's
+    ``fold_{k}_model_best_auc.pt``). A checkpoint whose training slides (recorded in its
+    metadata) include a slide of fold ``k``'s held-out fold would leak those slides into
+    the MHIM model tested on them: refused.
+
+    Raises
+    ------
+    CheckpointError
+        For a leaking checkpoint, or one that does not say what it trained on.
+    """
+    if teacher_init is None:
+        return None
+    path = Path(str(teacher_init).replace("{fold}", str(k)))
+    trained_on = read_meta(path).training.get("train_slide_ids")
+    if trained_on is None:
+        raise CheckpointError(
+            f"{path}: this checkpoint does not record its training slides, so it cannot be "
+            "shown not to have seen fold {k}'s test slides; leave --teacher-init out (each "
+            "fold then trains its own plain teacher) or give one checkpoint per fold with "
+            "{fold} in the path"
+        )
+    held = {fold_set.table.slide_ids[int(r)] for r in held_out}
+    leaked = sorted(held & set(trained_on))
+    if leaked:
+        raise CheckpointError(
+            f"{path}: trained on {len(leaked)} slide(s) of fold {k}'s test fold "
+            f"({', '.join(leaked[:5])}); a teacher must never see the slides its fold is "
+            "tested on. Use one checkpoint per fold ({fold} in the path) or none"
+        )
+    return path

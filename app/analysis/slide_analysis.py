@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from slidescope.app.analysis.trust import Trust
 from slidescope.app.slides.slide import SlideIdentity
 
 STATUS_OK = "ok"
@@ -83,6 +84,7 @@ class SlideAnalysis:
     arch: str = ""
     status: str = STATUS_OK
     mask_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    trust: Trust | None = None
 
     @property
     def n_patches(self) -> int:
@@ -129,6 +131,7 @@ class SlideAnalysis:
             "extractor": self.extractor,
             "arch": self.arch,
             "status": self.status,
+            "trust": None if self.trust is None else self.trust.to_dict(),
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -158,6 +161,7 @@ class SlideAnalysis:
             arch=str(meta.get("arch", "")),
             status=str(meta.get("status", STATUS_OK)),
             mask_scores=np.asarray(arrays.get("mask_scores", np.zeros(0)), dtype=np.float32),
+            trust=Trust.from_dict(meta.get("trust")),
         )
 
 

@@ -268,6 +268,11 @@ class SlideScopeWindow:
         """``x 1,234  y 5,678 px  |  616.5, 2,834.2 µm`` for a world position on the slide."""
         return self.session.navigation.position_text(world)
 
+    def legend_title(self) -> str:
+        """The title of the colour bar on the canvas ("" when none is shown)."""
+        bar = self.overlays.colorbar
+        return bar.title if bar.colors is not None else ""
+
     def _update_position(self, event: Any = None) -> None:
         self.position_label.setText(self.position_text(tuple(self.viewer.cursor.position)))
 

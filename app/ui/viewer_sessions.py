@@ -26,11 +26,14 @@ class ViewerSession:
         Made with the first analysis dock.
     window : SlideScopeWindow or None
         The desktop window, when the viewer is one.
+    panel : SlidesPanel or None
+        The plugin's slides panel (plain napari), shown by the Slides dock.
     """
 
     slides: Any
     analysis: Any = None
     window: Any = None
+    panel: Any = None
 
 
 def session_of(viewer: Any) -> ViewerSession | None:

@@ -9,6 +9,7 @@ from typing import Any
 from slidescope.app.display.slide_layer import slide_layer_data
 from slidescope.app.display.tile_cache import TileCache
 from slidescope.app.project.project import is_slide_path
+from slidescope.plugins._preferences import ensure_reader_preference
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -21,6 +22,7 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
     paths = [path] if isinstance(path, str) else list(path)
     if not paths or not all(is_slide_path(p) or _is_ome_zarr(Path(p)) for p in paths):
         return None
+    ensure_reader_preference()  # next time napari asks no one which reader to use
     return read_slides
 
 

@@ -30,6 +30,7 @@ from slidescope.app.analysis.feature_writer import is_up_to_date
 from slidescope.app.analysis.hard_instances import hard_instances
 from slidescope.app.analysis.results_cache import file_sha256, load_result, result_key, save_result
 from slidescope.app.analysis.slide_analysis import SlideAnalysis, empty_analysis
+from slidescope.app.analysis.trust import assess_trust
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.jobs import Job, Progress, sub_job
 from slidescope.app.slides import open_slide
@@ -114,6 +115,7 @@ def analyze_slide(
     yield Progress(0, None, "opening the slide")
     with open_slide(slide_path, mpp=slide_mpp) as slide:
         identity = slide.identity
+        scan_mpp = float(slide.mpp[0]) if slide.mpp else None
     meta = read_meta(checkpoint)
     checkpoint_hash = file_sha256(checkpoint)
     ratio = float(
@@ -127,6 +129,9 @@ def analyze_slide(
     if cached is not None:
         yield Progress(1, 1, f"{identity.slide_id}: results from the cache")
         cached.checkpoint_path = str(checkpoint)
+        if cached.trust is None or cached.trust.distance is None:
+            # no feature verdict was cached: the scale check (cheap) follows the current rules
+            cached.trust = assess_trust(None, meta, scan_mpp)
         return cached
 
     features_path = _fitting_features(features_dir, identity, meta)
@@ -165,11 +170,14 @@ def analyze_slide(
     patch_size = int(info.patch_size_level0 or 0)
     if len(coords) == 0:
         analysis = empty_analysis(identity, class_names, patch_size, **asdict(settings))
+        analysis.trust = assess_trust(None, meta, scan_mpp)
     else:
+        features = read_features(features_path)
         analysis = _run_model(
-            checkpoint, device, read_features(features_path), coords, identity, class_names,
+            checkpoint, device, features, coords, identity, class_names,
             patch_size, use_teacher, settings,
         )  # fmt: skip
+        analysis.trust = assess_trust(features, meta, scan_mpp)
     save_result(cache_dir, key, analysis)
     yield Progress(1, 1, f"{identity.slide_id}: done")
     return analysis

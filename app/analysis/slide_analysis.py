@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from slidescope.app.analysis.trust import Trust
 from slidescope.app.slides.slide import SlideIdentity
 from slidescope.models.prediction import predict_label
 
@@ -91,6 +92,7 @@ class SlideAnalysis:
     status: str = STATUS_OK
     mask_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     decision_threshold: float | None = None
+    trust: Trust | None = None
 
     @property
     def n_patches(self) -> int:
@@ -138,6 +140,7 @@ class SlideAnalysis:
             "arch": self.arch,
             "status": self.status,
             "decision_threshold": self.decision_threshold,
+            "trust": None if self.trust is None else self.trust.to_dict(),
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -174,6 +177,7 @@ class SlideAnalysis:
             status=str(meta.get("status", STATUS_OK)),
             mask_scores=np.asarray(arrays.get("mask_scores", np.zeros(0)), dtype=np.float32),
             decision_threshold=None if threshold is None else float(threshold),
+            trust=Trust.from_dict(meta.get("trust")),
         )
 
 

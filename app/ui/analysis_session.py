@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from napari.utils.notifications import show_error, show_info
+from slidescope.app.analysis.heatmaps import kind_scores
 from slidescope.app.analysis.inference import analyze_slide, analyze_slides
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
 from slidescope.app.analysis.top_patches import patch_images_job
-from slidescope.app.display.heatmap_layers import describe_patch, heatmap_layers, patch_at
+from slidescope.app.display.heatmap_layers import PatchIndex, describe_patch, hotspots, hover_text
 from slidescope.app.export.slide_export import ExportOptions, export_slide
+from slidescope.app.ui.heatmap_view import HeatmapView
 from slidescope.app.ui.slide_session import ShownSlide, SlideSession
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.analysis_dock import AnalysisDock
+from slidescope.app.ui.widgets.canvas_overlays import CanvasOverlays
 from slidescope.app.ui.widgets.patch_gallery import ICON, PatchGallery
 from slidescope.app.ui.widgets.prediction_panel import PredictionPanel
 from slidescope.app.user_dirs import user_cache_dir
@@ -49,16 +52,20 @@ class AnalysisSession:
         prediction: PredictionPanel,
         gallery: PatchGallery,
         checkpoint: Path | None = None,
+        overlays: CanvasOverlays | None = None,
     ) -> None:
         self.slides = slides
         self.viewer = slides.viewer
         self.dock = dock
         self.prediction = prediction
         self.gallery = gallery
+        self.overlays = overlays
+        self.heatmaps = HeatmapView(self.viewer, overlays)
         self.analysis: SlideAnalysis | None = None
-        self.layers: list[Any] = []
-        self.grids: dict[str, Any] = {}
+        self.index: PatchIndex | None = None
         self.pinned: int | None = None
+        self._hotspots: list[int] = []
+        self._hotspot = -1
         self.checkpoint: Path | None = None
         self.set_checkpoint(checkpoint or bundled_checkpoint())
         dock.run_slide.connect(weak_slot(self.run_slide))
@@ -160,11 +167,23 @@ class AnalysisSession:
 
     # -- showing -----------------------------------------------------------------------
 
+    @property
+    def layers(self) -> list[Any]:
+        """The heatmap layers on the canvas, lowest first."""
+        return list(self.heatmaps.layers.values())
+
+    @property
+    def grids(self) -> dict[str, Any]:
+        return self.heatmaps.grids
+
     def show(self, analysis: SlideAnalysis) -> None:
-        """Show an analysis of the slide on screen: layers, prediction, gallery."""
+        """Show an analysis of the slide on screen: layers, prediction, trust, gallery."""
+        self.heatmaps.clear()
         self.analysis = analysis
+        self.index = PatchIndex(analysis)
         self.pinned = None
-        self.dock.set_classes(list(analysis.class_names))
+        self._hotspots, self._hotspot = [], -1
+        self.dock.set_classes(list(analysis.class_names), analysis.predicted_class)
         note = f"{analysis.n_patches:,} patches, {analysis.arch} ({Path(analysis.checkpoint_path).name})"
         self.prediction.show_prediction(
             list(analysis.class_names),
@@ -172,38 +191,44 @@ class AnalysisSession:
             note,
             threshold=analysis.decision_threshold,
         )
+        trust = analysis.trust
+        headline = trust.headline if trust is not None else ""
+        self.prediction.show_trust(headline, trust.notes if trust is not None else ())
+        if self.overlays is not None:
+            self.overlays.banner.show_text(f"⚠ {headline}" if headline else "")
         self.refresh_layers()
         self._fill_gallery()
 
     def clear(self) -> None:
         self.analysis = None
+        self.index = None
         self.pinned = None
-        self._remove_layers()
+        self._hotspots, self._hotspot = [], -1
+        self.heatmaps.clear()
         self.prediction.show_prediction(None, None)
+        self.prediction.show_trust("")
+        if self.overlays is not None:
+            self.overlays.banner.show_text("")
+            self.overlays.hover.hide()
         self.gallery.show_groups({})
 
     def refresh_layers(self) -> None:
-        """Repaint the heatmaps the dock has switched on, with its display choices."""
-        self._remove_layers()
+        """Show the heatmaps the dock has switched on with its display choices, in place."""
         shown = self.slides.current
         if self.analysis is None or shown is None or self.analysis.n_patches == 0:
+            self.heatmaps.clear()
             return
-        display = self.dock.display()
-        for kind in self.dock.kinds():
-            for heat in heatmap_layers(
-                self.analysis, kind, display, shown.data.space, self.dock.class_name()
-            ):
-                self.layers.append(self.viewer.add_image(heat.rgba, **heat.kwargs))
-                self.grids[heat.name] = heat.grid
-        if self.layers:
+        had = bool(self.heatmaps.layers)
+        self.heatmaps.sync(
+            self.analysis,
+            shown.data.space,
+            self.dock.kinds(),
+            self.dock.class_name(),
+            self.dock.display(),
+        )
+        self._hotspots, self._hotspot = [], -1
+        if self.heatmaps.layers and not had:
             self.viewer.layers.selection.active = shown.layer  # keep panning the slide
-
-    def _remove_layers(self) -> None:
-        for layer in self.layers:
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-        self.layers = []
-        self.grids = {}
 
     def _slide_changed(self, shown: ShownSlide | None) -> None:
         self.clear()
@@ -221,32 +246,92 @@ class AnalysisSession:
         shown = self.slides.current
         if self.analysis is None or shown is None:
             return ""
-        x, y = shown.data.space.to_level0(world)
-        index = patch_at(self.analysis, x, y)
+        index = self.patch_at_world(world)
         return "" if index is None else describe_patch(self.analysis, index)
 
+    def patch_at_world(self, world: tuple[float, ...]) -> int | None:
+        """The patch under a world position (a grid lookup), or None."""
+        shown = self.slides.current
+        if self.analysis is None or self.index is None or shown is None:
+            return None
+        x, y = shown.data.space.to_level0(world)
+        return self.index.at(x, y)
+
+    def hover(self, world: tuple[float, ...], canvas_xy: tuple[float, float] | None) -> str:
+        """Show the scores under the cursor beside it (and in the dock); returns the text."""
+        index = self.patch_at_world(world)
+        text = "" if index is None or self.analysis is None else hover_text(self.analysis, index)
+        if self.overlays is not None:
+            if text and canvas_xy is not None:
+                self.overlays.hover.show_at(text, *canvas_xy)
+            else:
+                self.overlays.hover.hide()
+        if text and self.pinned is None and self.analysis is not None and index is not None:
+            self.dock.readout.setText(describe_patch(self.analysis, index))
+        return text
+
     def _on_move(self, viewer: Any, event: Any) -> None:
-        if self.pinned is None and self.analysis is not None:
-            text = self.readout(tuple(event.position))
-            if text:
-                self.dock.readout.setText(text)
+        if self.analysis is None:
+            return
+        canvas_xy = None
+        if self.overlays is not None:
+            from qtpy.QtGui import QCursor
+
+            point = self.overlays.canvas.mapFromGlobal(QCursor.pos())
+            canvas_xy = (point.x(), point.y())
+        self.hover(tuple(event.position), canvas_xy)
 
     def _on_click(self, viewer: Any, event: Any) -> None:
         if self.analysis is None or self.slides.current is None:
             return
-        x, y = self.slides.current.data.space.to_level0(tuple(event.position))
-        self.pinned = patch_at(self.analysis, x, y)
+        self.pinned = self.patch_at_world(tuple(event.position))
         if self.pinned is not None:
             self.dock.readout.setText("Clicked: " + describe_patch(self.analysis, self.pinned))
 
     def go_to_patch(self, x: float, y: float) -> None:
-        """Centre on a patch at a zoom that shows it large (about 1 µm/px or finer)."""
+        """Centre on a patch (level-0 centre ``x, y``), outline it, and zoom to show it large
+        (about 1 µm/px or finer)."""
         shown = self.slides.current
         if shown is None:
             return
         self.slides.go_to(x, y)
         per_pixel_x = shown.data.space.per_pixel[1]
         self.viewer.scene.camera.zoom = max(self.viewer.scene.camera.zoom, 1.0 / (2 * per_pixel_x))
+        analysis = self.analysis
+        if analysis is not None and self.index is not None:
+            index = self.index.at(x, y)
+            if index is not None:
+                px, py = (float(v) for v in analysis.coords[index])
+                size = float(analysis.patch_size_level0)
+                self.heatmaps.outline(shown.data.space, px, py, size)
+                self.viewer.layers.selection.active = shown.layer
+
+    def next_hotspot(self, step: int = 1) -> int | None:
+        """Go to the next (``step`` 1) or previous (-1) hotspot of the top heatmap shown."""
+        analysis = self.analysis
+        if analysis is None or analysis.n_patches == 0:
+            return None
+        if not self._hotspots:
+            kinds = self.dock.kinds() or ["attention"]
+            kind = kinds[-1] if kinds[-1] != "masked" else "attention"
+            scores = kind_scores(analysis, kind)
+            name = f"prob_{self.dock.class_name()}" if kind == "prob" else next(iter(scores))
+            values = scores.get(name, next(iter(scores.values())))
+            if kind == "hard":
+                values = values.astype(float) * ~analysis.masked
+            self._hotspots = hotspots(analysis, values)
+        if not self._hotspots:
+            return None
+        self._hotspot = (self._hotspot + step) % len(self._hotspots)
+        index = self._hotspots[self._hotspot]
+        half = analysis.patch_size_level0 / 2
+        x, y = (float(v) + half for v in analysis.coords[index])
+        self.go_to_patch(x, y)
+        self.dock.readout.setText(
+            f"Hotspot {self._hotspot + 1} of {len(self._hotspots)}: "
+            + describe_patch(analysis, index)
+        )
+        return index
 
     def _fill_gallery(self) -> None:
         analysis, shown = self.analysis, self.slides.current

@@ -36,8 +36,7 @@ def start_demo(
     folder = out / "demo-project"
     project = Project.open(folder) if (folder / PROJECT_FILE).exists() else Project.create(folder)
     window.session.set_project(project)
-    for kind, box in window.analysis_dock.kind_boxes.items():
-        box.setChecked(kind in DEMO_KINDS)
+    window.analysis_dock.show_kinds(list(DEMO_KINDS))
 
     # weak: these closures outlive the demo in Qt connections and must not keep the window
     ref = weakref.ref(window)
@@ -105,8 +104,8 @@ def _close_when_shown(window: Any, png: Path, timeout_s: float, status: dict[str
     png.parent.mkdir(parents=True, exist_ok=True)
     # A UI-side timer, not core polling: the analysis reports through Qt signals, but "every
     # layer painted and no job left" is a state of the whole window, checked between frames.
-    timer = QTimer(window.viewer.window._qt_window)
-    deadline = QTimer(window.viewer.window._qt_window)
+    timer = QTimer(window.qt_window)
+    deadline = QTimer(window.qt_window)
 
     def check() -> None:
         if window.analysis.analysis is None or window.session.busy or not window.analysis.layers:

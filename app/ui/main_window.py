@@ -9,23 +9,37 @@ from pathlib import Path
 from typing import Any
 
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QEvent, QObject
-from qtpy.QtGui import QAction, QIcon
-from qtpy.QtWidgets import QApplication, QFileDialog, QLabel, QMenu
+from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtGui import QIcon
+from qtpy.QtWidgets import QApplication, QFileDialog, QLabel, QWidget
 from slidescope.app.display.tile_cache import DEFAULT_CACHE_BYTES
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.project.project import PROJECT_FILE, is_slide_path
 from slidescope.app.ui.analysis_session import AnalysisSession
+from slidescope.app.ui.docks import add_docks, size_columns
+from slidescope.app.ui.menus import add_file_actions, add_navigate_menu
+from slidescope.app.ui.napari_access import (
+    canvas_widget,
+    hide_welcome_screen,
+    layer_docks,
+    qt_viewer,
+    qt_window,
+    welcome_widget,
+)
+from slidescope.app.ui.screen import fit_to_screen
 from slidescope.app.ui.slide_session import SlidePanels, SlideSession
+from slidescope.app.ui.viewer_sessions import ViewerSession, register
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.analysis_dock import AnalysisDock
+from slidescope.app.ui.widgets.canvas_overlays import CanvasOverlays
 from slidescope.app.ui.widgets.job_progress import JobProgress
 from slidescope.app.ui.widgets.minimap import Minimap
 from slidescope.app.ui.widgets.patch_gallery import PatchGallery
 from slidescope.app.ui.widgets.prediction_panel import PredictionPanel
 from slidescope.app.ui.widgets.slide_info import SlideInfo
 from slidescope.app.ui.widgets.slide_list import SlideList
-from slidescope.app.user_dirs import recent_files
+from slidescope.app.ui.widgets.start_page import StartPage
+from slidescope.app.user_dirs import recent_files, user_cache_dir
 from slidescope.resources import resource_path
 
 TITLE = "SlideScope"
@@ -61,30 +75,46 @@ class SlideScopeWindow:
     ) -> None:
         import napari
 
+        made = viewer is None
         self.viewer = viewer if viewer is not None else napari.Viewer(title=TITLE, show=show)
         self.viewer.title = TITLE
-        self.qt_window = self.viewer.window._qt_window
+        self.qt_window = qt_window(self.viewer)
         icon = QIcon(str(resource_path("icons/slidescope.svg")))
         self.qt_window.setWindowIcon(icon)
         app = QApplication.instance()
         if app is not None:
             app.setWindowIcon(icon)  # type: ignore[union-attr]
+        self.overlays = CanvasOverlays(canvas_widget(self.viewer))
         self.panels = SlidePanels(
-            slides=SlideList(), info=SlideInfo(), minimap=Minimap(), jobs=JobProgress()
+            slides=SlideList(), info=SlideInfo(), minimap=Minimap(), jobs=JobProgress(compact=True)
         )
         self.session = SlideSession(self.viewer, self.panels, cache_bytes, open_slide)
         self.analysis_dock = AnalysisDock()
         self.prediction = PredictionPanel()
         self.gallery = PatchGallery()
         self.analysis = AnalysisSession(
-            self.session, self.analysis_dock, self.prediction, self.gallery, checkpoint
+            self.session, self.analysis_dock, self.prediction, self.gallery, checkpoint,
+            self.overlays,
+        )  # fmt: skip
+        self.viewer_session = register(
+            self.viewer, ViewerSession(self.session, self.analysis, window=self)
         )
-        self._add_docks()
-        self._add_menus()
+        fit_to_screen(self.qt_window, fill=made)
+        self.docks = add_docks(self)
+        self.panels.slides.add_slides_requested.connect(weak_slot(self.ask_open_slides))  # type: ignore[union-attr]
+        self.panels.slides.add_folder_requested.connect(weak_slot(self.ask_add_folder))  # type: ignore[union-attr]
+        self.analysis_dock.choose_checkpoint.connect(weak_slot(self.ask_checkpoint))
+        self.analysis_dock.export_requested.connect(weak_slot(self.ask_export))
+        for dock in layer_docks(self.viewer):  # collapsed: the Window menu brings them back
+            dock.setVisible(False)
+        size_columns(self, self.docks)
+        QTimer.singleShot(0, weak_slot(self._lay_out))  # again once the window is shown
+        self.actions = add_file_actions(self)
+        self.actions.update(add_navigate_menu(self))
         self._add_status()
+        self._add_start_page()
         self._drops = _SlideDropFilter(weak_handler(self.drop_paths, False))
-        qt_viewer = self.viewer.window._qt_viewer
-        for widget in (qt_viewer, getattr(qt_viewer, "_welcome_widget", None)):
+        for widget in (qt_viewer(self.viewer), welcome_widget(self.viewer)):
             if widget is not None:
                 widget.installEventFilter(self._drops)
         # a weak reference: a strong one held by the Qt connection would keep the viewer alive
@@ -92,51 +122,47 @@ class SlideScopeWindow:
 
     # -- building ----------------------------------------------------------------------
 
-    def _add_docks(self) -> None:
-        self.panels.slides.add_slides_requested.connect(weak_slot(self.ask_open_slides))  # type: ignore[union-attr]
-        self.panels.slides.add_folder_requested.connect(weak_slot(self.ask_add_folder))  # type: ignore[union-attr]
-        for panel in (self.panels.minimap, self.panels.info, self.panels.jobs):
-            panel.setMaximumWidth(360)  # type: ignore[union-attr]
-        self.panels.minimap.setMaximumHeight(300)  # type: ignore[union-attr]
-        add = self.viewer.window.add_dock_widget
-        self.docks = {
-            "slides": add(self.panels.slides, name="Slides", area="left"),
-            "overview": add(self.panels.minimap, name="Overview", area="right"),
-            "info": add(self.panels.info, name="Slide info", area="right"),
-            "jobs": add(self.panels.jobs, name="Background work", area="right"),
-            "analysis": add(self.analysis_dock, name="Analysis", area="right", tabify=True),
-            "prediction": add(self.prediction, name="Prediction", area="left", tabify=True),
-            "patches": add(self.gallery, name="Patches", area="left", tabify=True),
-        }
-        self.analysis_dock.choose_checkpoint.connect(weak_slot(self.ask_checkpoint))
-        self.analysis_dock.export_requested.connect(weak_slot(self.ask_export))
-
-    def _add_menus(self) -> None:
-        menu: QMenu = self.viewer.window.file_menu
-        first = menu.actions()[0] if menu.actions() else None
-        self.actions: dict[str, QAction] = {}
-        for key, text, slot, shortcut in (
-            ("open_slide", "Open Slide...", self.ask_open_slides, "Ctrl+Shift+O"),
-            ("open_project", "Open Project...", self.ask_open_project, None),
-            ("new_project", "New Project...", self.ask_new_project, None),
-            ("add_folder", "Add Folder of Slides...", self.ask_add_folder, None),
-        ):
-            action = QAction(text, self.qt_window)
-            if shortcut:
-                action.setShortcut(shortcut)
-            action.triggered.connect(weak_slot(slot))
-            menu.insertAction(first, action)
-            self.actions[key] = action
-        self.recent_menu = QMenu("Recent Files", self.qt_window)
-        self.recent_menu.aboutToShow.connect(weak_slot(self._fill_recent))
-        menu.insertMenu(first, self.recent_menu)
-        menu.insertSeparator(first)
+    def _lay_out(self) -> None:
+        size_columns(self, self.docks)
 
     def _add_status(self) -> None:
+        bar = self.qt_window.statusBar()
+        # napari's own cursor read-out is in (y, x) order and per layer: ours replaces it
+        napari_coordinates = bar.findChild(QWidget, "coordinates status")
+        if napari_coordinates is not None:  # napari shows it again on each move: no width
+            napari_coordinates.setMaximumWidth(0)
+            napari_coordinates.setVisible(False)
         self.position_label = QLabel("")
         self.position_label.setObjectName("slidescope-position")
-        self.qt_window.statusBar().addPermanentWidget(self.position_label)
+        self.magnification_label = QLabel("")
+        self.magnification_label.setObjectName("slidescope-magnification")
+        self.magnification_label.setToolTip(
+            "Magnification on screen | of the scan (Navigate menu: Alt+1..5)"
+        )
+        bar.addPermanentWidget(self.panels.jobs)  # type: ignore[arg-type]
+        bar.addPermanentWidget(self.position_label)
+        bar.addPermanentWidget(self.magnification_label)
         self.viewer.cursor.events.position.connect(self._update_position)
+        self.viewer.scene.camera.events.zoom.connect(self._update_magnification)
+        self.session.listeners.append(weak_handler(self._slide_changed))
+
+    def _add_start_page(self) -> None:
+        hide_welcome_screen(self.viewer)
+        self.start_page = StartPage(canvas_widget(self.viewer))
+        self.start_page.open_slide.connect(weak_slot(self.ask_open_slides))
+        self.start_page.open_project.connect(weak_slot(self.ask_open_project))
+        self.start_page.demo.connect(weak_slot(self.run_demo))
+        self.start_page.recent_chosen.connect(weak_handler(self.open_recent))
+        self.start_page.show_recent(recent_files())
+        self.start_page.place()
+
+    def _slide_changed(self, shown: Any) -> None:
+        self.start_page.setVisible(shown is None and not self.session.busy)
+        self.position_label.setText("")  # the last slide's coordinates mean nothing here
+        self._update_magnification()
+        if shown is None:
+            self.start_page.show_recent(recent_files())
+            self.start_page.place()
 
     # -- actions -----------------------------------------------------------------------
 
@@ -220,25 +246,38 @@ class SlideScopeWindow:
         else:
             self.open_slides([path])
 
-    # -- status bar --------------------------------------------------------------------
+    # -- navigation and status bar --------------------------------------------------------
+
+    def set_magnification(self, power: float) -> None:
+        """Show the slide at ``power``× (1×, 5×, 10×, 20×, 40×: Alt+1..Alt+5)."""
+        self.session.navigation.set_magnification(power)
+
+    def fit_slide(self) -> None:
+        self.viewer.reset_view()
+
+    def step_hotspot(self, step: int) -> None:
+        """Next (1) or previous (-1) hotspot of the heatmap shown (F3 / Shift+F3)."""
+        self.analysis.next_hotspot(step)
+
+    def run_demo(self) -> None:
+        from slidescope.app.ui.demo_window import start_demo
+
+        start_demo(self, user_cache_dir() / "demo")
 
     def position_text(self, world: tuple[float, ...]) -> str:
         """``x 1,234  y 5,678 px  |  616.5, 2,834.2 µm`` for a world position on the slide."""
-        shown = self.session.current
-        if shown is None:
-            return ""
-        space = shown.data.space
-        x, y = space.pixel_at(world)
-        w, h = shown.slide.dimensions
-        if not (0 <= x < w and 0 <= y < h):
-            return ""
-        text = f"x {x:,}  y {y:,} px"
-        if space.mpp is not None:
-            text += f"  |  {x * space.mpp[0]:,.1f}, {y * space.mpp[1]:,.1f} µm"
-        return text
+        return self.session.navigation.position_text(world)
+
+    def legend_title(self) -> str:
+        """The title of the colour bar on the canvas ("" when none is shown)."""
+        bar = self.overlays.colorbar
+        return bar.title if bar.colors is not None else ""
 
     def _update_position(self, event: Any = None) -> None:
         self.position_label.setText(self.position_text(tuple(self.viewer.cursor.position)))
+
+    def _update_magnification(self, event: Any = None) -> None:
+        self.magnification_label.setText(self.session.navigation.magnification_text())
 
 
 class _SlideDropFilter(QObject):

@@ -1,14 +1,19 @@
-"""What the window does with slides: open, show one at a time, switch, close; the project.
+"""What a viewer does with slides: open, show one at a time, switch, close.
 
-A :class:`SlideSession` drives a napari viewer and the SlideScope panels (slide list, slide
-info, minimap, background jobs). The desktop window and the plugin's dock widget both use
-it. Opening runs in a background worker (parsing a big file and reading its thumbnail take
-time); the layer is added in the UI thread when it is ready. Showing another slide closes
-the last one and drops its tiles from the cache, so memory follows what is on screen.
+A :class:`SlideSession` shows one slide at a time in a napari viewer and keeps the SlideScope
+panels (slide list, slide info, minimap, background jobs) up to date. It is made of three
+parts with one job each: :class:`~slidescope.app.ui.background.BackgroundJobs` (the workers),
+:class:`~slidescope.app.ui.slide_catalog.SlideCatalog` (the project and the slide list) and
+:class:`~slidescope.app.ui.navigation.Navigation` (the view). The file is opened by the core
+job :func:`~slidescope.app.display.open_job.open_slide_job` in a worker; the layer is added in
+the UI thread once it is ready. Showing another slide closes the last one and drops its tiles
+from the cache, so memory follows what is on screen. A slide layer added by the plugin's reader
+(``viewer.open(path)``) is adopted: it becomes the session's current slide.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,20 +21,21 @@ from typing import Any
 
 import numpy as np
 from napari.utils.notifications import show_error
-from slidescope.app.display.slide_layer import SlideLayerData, slide_layer_data
+from slidescope.app.display.open_job import open_slide_job
+from slidescope.app.display.slide_layer import METADATA_KEY, SlideLayerData, slide_layer_data
 from slidescope.app.display.tile_cache import DEFAULT_CACHE_BYTES, TileCache
-from slidescope.app.jobs import Job, Progress
-from slidescope.app.project.project import Project, is_slide_path
-from slidescope.app.project.thumbnails import make_thumbnails
+from slidescope.app.jobs import Job
+from slidescope.app.project.project import Project
+from slidescope.app.ui.background import BackgroundJobs
+from slidescope.app.ui.navigation import Navigation
+from slidescope.app.ui.slide_catalog import SlideCatalog
 from slidescope.app.ui.weak_slots import weak_handler
 from slidescope.app.ui.widgets.job_progress import JobProgress
 from slidescope.app.ui.widgets.minimap import Minimap
 from slidescope.app.ui.widgets.slide_info import SlideInfo
 from slidescope.app.ui.widgets.slide_list import SlideList
-from slidescope.app.ui.workers import describe_error, start_job
+from slidescope.app.ui.workers import describe_error
 from slidescope.app.user_dirs import remember_recent
-
-MINIMAP_SIZE = 384
 
 
 @dataclass
@@ -82,21 +88,43 @@ class SlideSession:
         self.panels = panels
         self.cache = TileCache(cache_bytes)
         self.current: ShownSlide | None = None
-        self.project: Project | None = None
-        self.session_slides: list[Path] = []
         self.listeners: list[Callable[[ShownSlide | None], None]] = []
+        self.jobs = BackgroundJobs(panels.jobs)
+        self.catalog = SlideCatalog(self.jobs, panels.slides, open_slide)
+        self.navigation = Navigation(viewer, self)
         self._opener = open_slide
         self._pending: Path | None = None
-        self._workers: list[Any] = []
+        self._restore: dict[str, Any] | None = None
+        self._adding = False
         viewer.canvas.overlays.scale_bar.visible = True
         viewer.scene.camera.events.center.connect(self._update_minimap)
         viewer.scene.camera.events.zoom.connect(self._update_minimap)
         viewer.layers.events.removed.connect(self._layer_removed)
+        viewer.layers.events.inserted.connect(self._layer_inserted)
         if panels.minimap is not None:
             panels.minimap.clicked.connect(weak_handler(self.go_to))
         if panels.slides is not None:
             panels.slides.slide_activated.connect(weak_handler(self.show_slide))
-            panels.slides.show_project(None, self.session_slides)
+        self.catalog.refresh()
+
+    # -- what other parts read -------------------------------------------------------------
+
+    @property
+    def project(self) -> Project | None:
+        return self.catalog.project
+
+    @property
+    def session_slides(self) -> list[Path]:
+        return self.catalog.loose
+
+    @property
+    def busy(self) -> bool:
+        """Whether background work is running."""
+        return self.jobs.busy
+
+    def run_in_background(self, job: Job[Any], title: str, **handlers: Any) -> Any:
+        """Run a core job in a worker with a progress line (see :func:`start_job`)."""
+        return self.jobs.run(job, title, **handlers)
 
     # -- opening -----------------------------------------------------------------------
 
@@ -109,49 +137,40 @@ class SlideSession:
         return open_slide(path)
 
     def open_slides(self, paths: Iterable[str | Path]) -> None:
-        """Put slides on the list (the project's, or this session's) and show the first."""
-        paths = [Path(p).expanduser().resolve() for p in paths]
-        if not paths:
-            return
-        for path in paths:
-            if self.project is not None and path.exists():
-                self.project.add_slide(path)
-            elif path not in self.session_slides:
-                self.session_slides.append(path)
-        if self.project is not None:
-            self.project.save()
-            self.make_thumbnails()
-        self._refresh_list()
-        self.show_slide(paths[0])
+        """Show the first of ``paths``; each slide that opens joins the list."""
+        resolved = [Path(p).expanduser().resolve() for p in paths]
+        for path in resolved[1:]:  # listed once they are known to open
+            self.run_in_background(
+                open_slide_job(path, self._opener, 16),
+                f"Checking {path.name}",
+                on_done=self._checked,
+                on_error=lambda error, p=path: self._open_failed(p, error),
+            )
+        if resolved:
+            self.show_slide(resolved[0])
 
-    def show_slide(self, path: str | Path) -> Any:
+    def _checked(self, result: tuple[Path, Any, np.ndarray]) -> None:
+        path, slide, _ = result
+        slide.close()
+        self.catalog.add_opened(path)
+
+    def show_slide(self, path: str | Path, layer: Any = None) -> Any:
         """Open ``path`` in the background and show it in place of the current slide.
 
         Returns the worker. A file that cannot be opened gives an error notification
-        naming it and why; the current slide stays.
+        naming it and why, and is not listed; the current slide stays. ``layer``: a layer
+        already showing the slide (the plugin reader's) to adopt instead of adding one.
         """
         path = Path(path).expanduser().resolve()
         self._pending = path
         return self.run_in_background(
-            self._open_job(path),
+            open_slide_job(path, self._opener),
             f"Opening {path.name}",
-            on_done=self._opened,
+            on_done=lambda result: self._opened(result, layer),
             on_error=lambda error: self._open_failed(path, error),
         )
 
-    def _open_job(self, path: Path) -> Job[tuple[Path, Any, np.ndarray]]:
-        yield Progress(0, 2, "reading the file")
-        slide = self.open_slide(path)
-        try:
-            yield Progress(1, 2, "reading the overview")
-            thumbnail = slide.thumbnail(MINIMAP_SIZE)
-            yield Progress(2, 2, "ready")
-        except BaseException:
-            slide.close()
-            raise
-        return path, slide, thumbnail
-
-    def _opened(self, result: tuple[Path, Any, np.ndarray]) -> None:
+    def _opened(self, result: tuple[Path, Any, np.ndarray], adopt: Any = None) -> None:
         path, slide, thumbnail = result
         if path != self._pending:  # the user asked for another slide meanwhile
             slide.close()
@@ -159,8 +178,16 @@ class SlideSession:
         self._pending = None
         try:
             data = slide_layer_data(slide, self.cache)
-            self.close_slide()
-            layer = self.viewer.add_image(data.levels, **data.kwargs)
+            self.close_slide(keep=adopt)
+            self._adding = True  # our own layer: not one to adopt
+            try:
+                layer = (
+                    adopt
+                    if adopt is not None
+                    else self.viewer.add_image(data.levels, **data.kwargs)
+                )
+            finally:
+                self._adding = False
         except Exception as error:  # a broken level shows up only when napari reads it
             slide.close()
             self._open_failed(path, error)
@@ -169,8 +196,12 @@ class SlideSession:
         self.viewer.layers.move(self.viewer.layers.index(layer), 0)
         self.current = ShownSlide(slide=slide, layer=layer, data=data, thumbnail=thumbnail)
         self.viewer.reset_view()
+        restore, self._restore = self._restore, None
+        if restore is not None and Path(restore["slide"]) == path:
+            self.navigation.restore(restore)
         self.viewer.title = f"SlideScope - {slide.identity.slide_id}"
         remember_recent(path)
+        self.catalog.add_opened(path)
         if self.panels.info is not None:
             self.panels.info.show_slide(slide)
         if self.panels.minimap is not None:
@@ -190,12 +221,12 @@ class SlideSession:
             text = f"{text} ({path})"
         show_error(text)
 
-    def close_slide(self) -> None:
+    def close_slide(self, keep: Any = None) -> None:
         """Take the current slide off screen, close its file and free its tiles."""
         shown, self.current = self.current, None
         if shown is None:
             return
-        if shown.layer in self.viewer.layers:
+        if shown.layer in self.viewer.layers and shown.layer is not keep:
             self.viewer.layers.remove(shown.layer)
         shown.data.release()
         shown.slide.close()
@@ -214,109 +245,80 @@ class SlideSession:
         if self.current is not None and event.value is self.current.layer:
             self.close_slide()
 
+    def _layer_inserted(self, event: Any) -> None:
+        # a slide the plugin's reader opened (viewer.open) becomes this session's slide
+        layer = event.value
+        if self._adding:
+            return
+        info = getattr(layer, "metadata", {}).get(METADATA_KEY)
+        if not isinstance(info, dict) or "path" not in info or "identity" not in info:
+            return
+        if self.current is not None and layer is self.current.layer:
+            return
+        self.show_slide(info["path"], layer=layer)
+
     # -- projects ----------------------------------------------------------------------
 
     def set_project(self, project: Project | None) -> None:
         """Show a project's slides (None: back to this session's loose slides)."""
-        self.project = project
-        if project is not None:
-            remember_recent(project.folder)
-            self.make_thumbnails()
-        self._refresh_list()
+        self.catalog.set_project(project)
 
     def open_project(self, folder: str | Path) -> Project:
-        """Open the project in ``folder`` (errors are raised for the caller to show)."""
+        """Open the project in ``folder`` and show its last slide and view.
+
+        Errors are raised for the caller to show.
+        """
+        self.save_view()
         project = Project.open(folder)
         self.set_project(project)
+        record = Navigation.saved_view(project.folder)
+        if record is not None and Path(record["slide"]).exists():
+            self._restore = record
+            self.show_slide(record["slide"])
         return project
+
+    def save_view(self) -> None:
+        """Remember the slide and view on screen in the open project."""
+        if self.project is not None and self.current is not None:
+            with contextlib.suppress(OSError):  # a read-only project still closes
+                self.navigation.save_view(self.project.folder)
 
     def new_project(self, folder: str | Path) -> Project:
         """Create a project in ``folder``, with the slides of this session in it."""
-        project = Project.create(folder)
-        for path in self.session_slides:
-            if path.exists():
-                project.add_slide(path)
-        project.save()
-        self.set_project(project)
-        return project
+        return self.catalog.new_project(folder)
 
     def add_folder(self, folder: str | Path) -> None:
         """Add every slide of a folder to the project (or to the session)."""
-        if self.project is not None:
-            self.project.add_folder(folder)
-            self.project.save()
-            self.make_thumbnails()
-        else:
-            found = sorted(p for p in Path(folder).iterdir() if is_slide_path(p))
-            self.session_slides.extend(p.resolve() for p in found if p not in self.session_slides)
-        self._refresh_list()
+        self.catalog.add_folder(folder)
 
     def make_thumbnails(self) -> Any:
-        """Fill missing thumbnails and identities in the background; the list follows."""
-        if self.project is None:
-            return None
-        return self.run_in_background(
-            make_thumbnails(self.project, self._opener),
-            "Project thumbnails",
-            on_done=lambda _failed: self._refresh_list(),
-        )
+        return self.catalog.make_thumbnails()
 
     def _refresh_list(self) -> None:
-        if self.panels.slides is not None:
-            self.panels.slides.show_project(self.project, self.session_slides)
+        self.catalog.refresh()
 
     # -- navigation --------------------------------------------------------------------
 
     def go_to(self, x: float, y: float) -> None:
         """Centre the view on level-0 ``(x, y)`` of the current slide."""
-        if self.current is None:
-            return
-        self.viewer.scene.camera.center = self.current.data.space.to_world(x, y)
+        self.navigation.go_to(x, y)
 
     def view_rect(self) -> tuple[float, float, float, float] | None:
         """The region on screen in level-0 pixels ``(x0, y0, x1, y1)``."""
-        if self.current is None:
-            return None
-        camera = self.viewer.scene.camera
-        h, w = self.viewer.canvas.size
-        cy, cx = camera.center[-2:]
-        half_y, half_x = h / camera.zoom / 2, w / camera.zoom / 2
-        space = self.current.data.space
-        x0, y0 = space.to_level0((cy - half_y, cx - half_x))
-        x1, y1 = space.to_level0((cy + half_y, cx + half_x))
-        return (x0, y0, x1, y1)
+        return self.navigation.view_rect()
 
     def _update_minimap(self, _event: Any = None) -> None:
         rect = self.view_rect()
         if rect is not None and self.panels.minimap is not None:
             self.panels.minimap.set_view(*rect)
 
-    # -- jobs --------------------------------------------------------------------------
-
-    def run_in_background(self, job: Job[Any], title: str, **handlers: Any) -> Any:
-        """Run a core job in a worker with a progress line (see :func:`start_job`)."""
-        box: list[Any] = []  # the worker, for the callback made before it exists
-        worker = start_job(
-            job,
-            title,
-            self.panels.jobs,
-            on_finished=lambda: self._workers.remove(box[0]),
-            **handlers,
-        )
-        box.append(worker)
-        self._workers.append(worker)
-        return worker
-
-    @property
-    def busy(self) -> bool:
-        """Whether background work is running."""
-        return bool(self._workers)
+    # -- closing -------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Cancel background work and close the slide (the window is closing)."""
-        for worker in list(self._workers):
-            worker.quit()
+        """Cancel background work, remember the view and close the slide (the window closes)."""
+        self.jobs.quit_all()
         try:
+            self.save_view()
             self.close_slide()
         except RuntimeError:  # the viewer's Qt objects are already gone
             if self.current is not None:

@@ -59,8 +59,17 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
     qtbot.waitUntil(lambda: "top attention" in window.gallery.lists, timeout=30_000)
     assert window.gallery.lists["top attention"].count() == min(8, analysis.n_patches)
 
-    # every kind, then one class only
-    for kind in ("prob", "masked", "hard"):
+    # one kind at a time by default: another kind replaces attention
+    window.analysis_dock.kind_boxes["hard"].setChecked(True)
+    assert [layer.name for layer in window.viewer.layers][1:] == ["hard_attention"]
+    assert window.legend_title() == "Hard-instance attention"
+    # every kind with "overlay several", then one class only; the predicted one is chosen
+    window.analysis_dock.several.setChecked(True)
+    assert window.analysis_dock.class_name() == analysis.predicted_class
+    window.analysis_dock.class_combo.setCurrentIndex(
+        window.analysis_dock.class_combo.findData(None)
+    )
+    for kind in ("attention", "prob", "masked", "hard"):
         window.analysis_dock.kind_boxes[kind].setChecked(True)
     names = [layer.name for layer in window.viewer.layers][1:]
     assert names == ["attention", "prob_lesion", "prob_normal", "masked", "hard_attention"]
@@ -68,15 +77,36 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
         window.analysis_dock.class_combo.findData("lesion")
     )
     assert "prob_normal" not in [layer.name for layer in window.viewer.layers]
+    # attention and hard-instance attention never share a colormap
+    assert (
+        window.viewer.layers["attention"].colormap.name
+        != window.viewer.layers["hard_attention"].colormap.name
+    )
 
-    # a threshold hides the cells below it; opacity follows the slider
-    opaque = int((window.viewer.layers["attention"].data[..., 3] > 0).sum())
+    def painted(layer) -> int:
+        low, high = layer.contrast_limits
+        shares = np.clip((layer.data - low) / (high - low), 0, 1).ravel()
+        return int((layer.colormap.map(shares)[:, 3] > 0).sum())
+
+    # low values are transparent (an alpha ramp): not every patch is painted
+    layer = window.viewer.layers["attention"]
+    opaque = painted(layer)
+    assert 0 < opaque < analysis.n_patches
+    # display changes update the same layer in place and keep the user's hidden layer hidden
+    window.viewer.layers["hard_attention"].visible = False
     window.analysis_dock.threshold_on.setChecked(True)
     window.analysis_dock.threshold.setValue(0.8)
     window.analysis_dock.opacity.setValue(70)
-    layer = window.viewer.layers["attention"]
-    assert 0 < int((layer.data[..., 3] > 0).sum()) < opaque
+    window.analysis_dock.normalisation.setCurrentIndex(
+        window.analysis_dock.normalisation.findData("rank")
+    )
+    assert window.viewer.layers["attention"] is layer
+    assert not window.viewer.layers["hard_attention"].visible
+    assert 0 < painted(layer) < opaque
     assert layer.opacity == pytest.approx(0.7)
+    window.analysis_dock.normalisation.setCurrentIndex(
+        window.analysis_dock.normalisation.findData("minmax")
+    )
     save_shot(window.viewer.screenshot(canvas_only=False, flash=False), "window-heatmaps")
 
     # hover read-out of the most attended patch
@@ -87,11 +117,31 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
     assert "p(lesion)" in text
     assert window.analysis.readout((-10.0, -10.0)) == ""
 
-    # a gallery click goes to the patch
+    # the read-out at the cursor, from a grid lookup
+    canvas = window.overlays.canvas
+    shown = window.analysis.hover(
+        window.session.current.data.space.to_world(x, y), (canvas.width() / 2, 40)
+    )
+    assert f"attention {analysis.attention[top]:.3g}" in shown
+    assert window.overlays.hover.isVisible()
+    assert window.overlays.hover.text() == shown
+
+    # a gallery click goes to the patch and outlines it
     item = window.gallery.lists["top attention"].item(0)
     window.gallery._clicked(item)
     cy, cx = window.viewer.scene.camera.center[-2:]
     assert window.session.current.data.space.pixel_at((cy, cx)) == (int(x), int(y))
+    target = window.viewer.layers["target patch"]
+    corner = np.asarray(target.data[0]).min(axis=0)  # (y, x) level-0
+    np.testing.assert_allclose(corner, analysis.coords[top][::-1])
+
+    # F3 steps through separate hotspots of the heatmap shown
+    first = window.analysis.next_hotspot(1)
+    second = window.analysis.next_hotspot(1)
+    assert first is not None
+    assert second is not None
+    assert first != second
+    assert window.analysis.next_hotspot(-1) == first
 
     # export writes what the CLI writes
     window.analysis.export(tmp_path / "out")

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from qtpy.QtGui import QDropEvent
+from qtpy.QtGui import QAction, QDropEvent, QKeySequence
+from qtpy.QtWidgets import QWidget
+from slidescope.app.ui.docks import DOCKS
 from slidescope.app.ui.main_window import SlideScopeWindow
+from slidescope.app.ui.napari_access import layer_docks, welcome_widget
 from ui_slides import SlideFiles, save_shot, synthetic_levels
 
 
@@ -186,9 +189,68 @@ def test_window_has_name_menus_docks_and_scale_bar(make_window):
     for wanted in ("Open Slide...", "Open Project...", "New Project...", "Recent Files"):
         assert wanted in texts
     assert set(window.docks) == {
-        "slides", "overview", "info", "jobs", "analysis", "prediction", "patches",
+        "slides", "overview", "info", "analysis", "prediction", "patches",
     }  # fmt: skip
     assert window.viewer.canvas.overlays.scale_bar.visible
+    # every dock can be reopened from the Window menu
+    window_menu = [a.text() for a in window.viewer.window.window_menu.actions()]
+    for spec in DOCKS:
+        assert spec.title in window_menu
+    # progress lives in the status bar, not behind a dock's tab
+    assert window.panels.jobs.parentWidget() is not None
+    assert window.qt_window.statusBar().isAncestorOf(window.panels.jobs)
+    # Ctrl+O and Ctrl+Shift+O each open one thing: SlideScope's
+    for key, ours in (("Ctrl+O", "Open Slide..."), ("Ctrl+Shift+O", "Open Project...")):
+        owners = [
+            a.text()
+            for a in window.qt_window.findChildren(QAction)
+            if any(k.toString() == QKeySequence(key).toString() for k in a.shortcuts())
+        ]
+        assert owners == [ours]
+    # napari's welcome screen is replaced by SlideScope's start page
+    assert window.start_page.isVisible()
+    assert not welcome_widget(window.viewer).isVisible()
+
+
+@pytest.mark.parametrize("screen", [(1600, 1000)])
+def test_layout_fits_the_screen_and_leaves_the_canvas_two_thirds(make_window, screen, qtbot):
+    window = make_window(size=(2400, 1600))  # larger than the screen: made to fit
+    qtbot.waitUntil(lambda: window.qt_window.width() <= screen[0], timeout=5_000)
+    free = window.qt_window.screen().availableGeometry()
+    assert window.qt_window.width() <= free.width()
+    assert window.qt_window.height() <= free.height()
+    window.qt_window.resize(*screen)
+    window._lay_out()
+    qtbot.waitUntil(lambda: window.viewer.canvas.size[1] >= 2 * screen[0] / 3, timeout=5_000)
+    for dock in layer_docks(window.viewer):  # napari's layer docks start collapsed
+        assert not dock.isVisible()
+    left = [window.docks[k] for k in ("slides", "overview")]
+    right = [window.docks[k] for k in ("prediction", "analysis")]
+    centre = window.qt_window.width() / 2
+    assert all(d.geometry().center().x() < centre for d in left)
+    assert all(d.geometry().center().x() > centre for d in right)
+
+
+def test_magnification_presets_and_one_cursor_read_out(
+    make_window, slide_files, small_levels, tmp_path, qtbot
+):
+    window = make_window()
+    first = slide_files.add(tmp_path / "a.tif", small_levels, mpp=(0.25, 0.25))
+    open_and_wait(window, qtbot, first)
+    window.actions["magnification_20"].trigger()
+    assert window.viewer.scene.camera.zoom == pytest.approx(2.0)
+    assert window.magnification_label.text().startswith("20×")
+    assert "scan 40× (0.25 µm/px)" in window.magnification_label.text()
+    assert window.actions["magnification_20"].shortcut().toString() == "Alt+4"
+    window.position_label.setText(window.position_text((10.0, 10.0)))
+    assert window.position_label.text().startswith("x 40  y 40 px")
+    # napari's own (y, x) read-out is gone: one read-out only
+    napari_coordinates = window.qt_window.statusBar().findChild(QWidget, "coordinates status")
+    assert napari_coordinates is None or napari_coordinates.maximumWidth() == 0
+    # a new slide starts with an empty read-out, not the last slide's coordinates
+    second = slide_files.add(tmp_path / "b.tif", synthetic_levels(512, 384, 2, seed=3))
+    open_and_wait(window, qtbot, second)
+    assert window.position_label.text() == ""
 
 
 def test_scale_bar_in_micrometres_and_status_position(
@@ -242,6 +304,7 @@ def test_corrupt_file_is_a_notification_and_the_window_goes_on(
         notification_manager.notification_ready.disconnect(seen.append)
     message = next(n.message for n in seen if "broken.svs" in n.message)
     assert str(bad) in message
+    assert str(bad.resolve()) not in window.panels.slides.paths()  # never listed
     assert window.session.current.path == good.resolve()  # the good slide is still shown
     # and the window still works: another slide opens
     other = slide_files.add(tmp_path / "other.tif", synthetic_levels(512, 384, 2, seed=3))
@@ -274,7 +337,7 @@ def test_dropping_slide_files_opens_them(make_window, slide_files, small_levels,
     path = slide_files.add(tmp_path / "dropped.tif", small_levels)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    qt_viewer = window.viewer.window._qt_viewer
+    qt_viewer = window.viewer.window._qt_viewer  # the drop target napari gives no public handle on
     event = QDropEvent(
         QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
+    QButtonGroup,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -21,7 +22,7 @@ from qtpy.QtWidgets import (
 from slidescope.app.analysis.heatmaps import NORMALISATIONS, DisplayChoices
 from slidescope.app.display.heatmap_layers import LAYER_KINDS
 
-COLORMAPS = ("turbo", "viridis", "magma", "inferno", "plasma", "jet", "coolwarm", "Reds")
+COLORMAPS = ("turbo", "inferno", "viridis", "magma", "plasma", "jet", "Reds", "YlOrRd")
 NORMALISATION_NAMES = {"raw": "raw", "minmax": "min-max", "rank": "rank"}
 
 
@@ -63,12 +64,20 @@ class AnalysisDock(QWidget):
         self.kind_boxes: dict[str, QCheckBox] = {}
         layers = QGroupBox("Heatmaps")
         layers_layout = QVBoxLayout(layers)
+        # one kind at a time by default: stacked heatmaps hide each other
+        self.kind_group = QButtonGroup(self)
+        self.kind_group.setExclusive(True)
         for kind, title in LAYER_KINDS:
             box = QCheckBox(title)
             box.setChecked(kind == "attention")
             box.toggled.connect(self.display_changed)
+            self.kind_group.addButton(box)
             self.kind_boxes[kind] = box
             layers_layout.addWidget(box)
+        self.several = QCheckBox("overlay several")
+        self.several.setToolTip("Show more than one kind of heatmap at once")
+        self.several.toggled.connect(self._several_toggled)
+        layers_layout.addWidget(self.several)
         self.class_combo = QComboBox()
         self.class_combo.currentIndexChanged.connect(self.display_changed)
         layers_layout.addWidget(self.class_combo)
@@ -108,7 +117,10 @@ class AnalysisDock(QWidget):
         form.addRow(threshold_row)
         form.addRow(self.smooth)
 
-        self.readout = QLabel("Hover over a heatmap to read a patch's scores; click to keep it.")
+        self.readout = QLabel(
+            "Hover over a heatmap to read a patch's scores; click to keep it. "
+            "F3 / Shift+F3: next / previous hotspot."
+        )
         self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -128,17 +140,38 @@ class AnalysisDock(QWidget):
         self.checkpoint_label.setText(f"Checkpoint: {path.name}" if path else "No checkpoint")
         self.checkpoint_label.setToolTip(str(path) if path else "")
 
-    def set_classes(self, names: list[str]) -> None:
-        """The classes of the probability heatmap ("all classes" first)."""
+    def set_classes(self, names: list[str], chosen: str | None = None) -> None:
+        """The classes of the probability heatmap; ``chosen`` (the predicted one) selected.
+
+        "all classes" comes last: stacked class maps hide each other.
+        """
         current = self.class_combo.currentData()
         self.class_combo.blockSignals(True)
         self.class_combo.clear()
-        self.class_combo.addItem("all classes", None)
         for name in names:
             self.class_combo.addItem(f"class {name}", name)
-        index = self.class_combo.findData(current)
+        if names:
+            self.class_combo.addItem("all classes", None)
+        index = self.class_combo.findData(chosen if chosen is not None else current)
         self.class_combo.setCurrentIndex(max(index, 0))
         self.class_combo.blockSignals(False)
+
+    def _several_toggled(self, on: bool) -> None:
+        self.kind_group.setExclusive(not on)
+        if not on:  # back to one kind: keep the first one switched on
+            kinds = self.kinds()
+            for kind, box in self.kind_boxes.items():
+                box.blockSignals(True)
+                box.setChecked(bool(kinds) and kind == kinds[0])
+                box.blockSignals(False)
+            self.display_changed.emit()
+
+    def show_kinds(self, kinds: list[str]) -> None:
+        """Switch on exactly ``kinds`` (several at once turns on "overlay several")."""
+        if len(kinds) > 1:
+            self.several.setChecked(True)
+        for kind, box in self.kind_boxes.items():
+            box.setChecked(kind in kinds)
 
     def kinds(self) -> list[str]:
         """The heatmap kinds switched on, in stacking order."""

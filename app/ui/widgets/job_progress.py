@@ -14,12 +14,15 @@ class JobProgress(QWidget):
     :func:`slidescope.app.ui.workers.start_job` adds and removes the lines.
     """
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, compact: bool = False) -> None:
         super().__init__(parent)
         self.setObjectName("slidescope-jobs")
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(4, 4, 4, 4)
-        self._idle = QLabel("No background work.")
+        self.compact = compact
+        # compact: one line per job side by side, for the status bar
+        self._layout = QHBoxLayout(self) if compact else QVBoxLayout(self)
+        margin = 0 if compact else 4
+        self._layout.setContentsMargins(margin, margin, margin, margin)
+        self._idle = QLabel("" if compact else "No background work.")
         self._layout.addWidget(self._idle)
         self._rows: dict[int, _JobRow] = {}
 
@@ -29,7 +32,7 @@ class JobProgress(QWidget):
         return len(self._rows)
 
     def add(self, title: str, worker: Any) -> _JobRow:
-        row = _JobRow(title, worker, self)
+        row = _JobRow(title, worker, self, self.compact)
         self._rows[id(worker)] = row
         self._layout.addWidget(row)
         self._idle.setVisible(False)
@@ -44,7 +47,7 @@ class JobProgress(QWidget):
 
 
 class _JobRow(QWidget):
-    def __init__(self, title: str, worker: Any, parent: QWidget) -> None:
+    def __init__(self, title: str, worker: Any, parent: QWidget, compact: bool = False) -> None:
         super().__init__(parent)
         self.title = title
         self.label = QLabel(title)
@@ -54,6 +57,17 @@ class _JobRow(QWidget):
         self.cancel.setToolTip(f"Stop: {title}")
         self.cancel.clicked.connect(worker.quit)
         self.cancel.clicked.connect(lambda: self.label.setText(f"{title}: cancelling..."))
+        if compact:
+            self.bar.setFixedWidth(120)
+            self.bar.setMaximumHeight(16)
+            self.cancel.setText("✕")
+            self.cancel.setFixedWidth(24)
+            row = QHBoxLayout(self)
+            row.setContentsMargins(0, 0, 6, 0)
+            row.addWidget(self.label)
+            row.addWidget(self.bar)
+            row.addWidget(self.cancel)
+            return
         line = QHBoxLayout()
         line.setContentsMargins(0, 0, 0, 0)
         line.addWidget(self.bar, 1)

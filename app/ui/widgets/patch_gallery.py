@@ -7,7 +7,9 @@ from qtpy.QtCore import QSize, Qt, Signal
 from qtpy.QtGui import QIcon, QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-ICON = 96
+ICON = 144
+#: room under each tile for a two-line caption
+CAPTION_HEIGHT = 40
 
 
 class PatchGallery(QWidget):
@@ -46,6 +48,9 @@ class PatchGallery(QWidget):
             view.setIconSize(QSize(ICON, ICON))
             view.setResizeMode(QListWidget.ResizeMode.Adjust)
             view.setMovement(QListWidget.Movement.Static)
+            view.setWordWrap(True)
+            view.setGridSize(QSize(ICON + 16, ICON + CAPTION_HEIGHT))
+            view.setSpacing(4)
             for caption, x, y, image in patches:
                 item = QListWidgetItem(_icon(image), caption)
                 item.setData(Qt.ItemDataRole.UserRole, (float(x), float(y)))

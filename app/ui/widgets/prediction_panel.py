@@ -15,10 +15,16 @@ class PredictionPanel(QWidget):
         self.setObjectName("slidescope-prediction")
         self.headline = QLabel("No analysis yet.")
         self.headline.setWordWrap(True)
+        self.trust = QLabel("")
+        self.trust.setObjectName("slidescope-trust")
+        self.trust.setWordWrap(True)
+        self.trust.setStyleSheet("QLabel { color: #ff6b6b; font-weight: bold; }")
+        self.trust.hide()
         self._bars = QFormLayout()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.headline)
+        layout.addWidget(self.trust)
         layout.addLayout(self._bars)
         layout.addStretch(1)
         self.bars: dict[str, QProgressBar] = {}
@@ -60,3 +66,10 @@ class PredictionPanel(QWidget):
             bar.setFormat(f"{p:.1%}")
             self._bars.addRow(name, bar)
             self.bars[name] = bar
+
+    def show_trust(self, headline: str, notes: tuple[str, ...] = ()) -> None:
+        """The trust flag: ``headline`` in red when the slide is outside the model's experience."""
+        text = headline[:1].upper() + headline[1:] if headline else ""
+        self.trust.setText(("⚠ " + text) if text else "")
+        self.trust.setToolTip("\n".join(notes))
+        self.trust.setVisible(bool(text))

@@ -63,6 +63,9 @@ class CheckpointMeta:
         Validation / test metrics.
     threshold : float or None
         Decision threshold chosen on validation data.
+    lineage : dict
+        For a fine-tuned model: its base checkpoint and sha256, the slides, their labels
+        and annotation files' sha256, the settings and per-epoch metrics (empty otherwise).
     created : str
         ISO 8601 time of creation (UTC).
     format_version : int
@@ -81,6 +84,7 @@ class CheckpointMeta:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     threshold: float | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     format_version: int = FORMAT_VERSION
 

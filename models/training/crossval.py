@@ -73,9 +73,7 @@ def summarise(folds: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return summary
 
 
-def cross_validate(
-    config: TrainingConfig, folds: int, resamples: int = 200
-) -> Iterator[Progress]:
+def cross_validate(config: TrainingConfig, folds: int, resamples: int = 200) -> Iterator[Progress]:
     """Run K-fold cross-validation; a job returning :class:`CrossValidationResult`."""
     config.validate()
     base = load_labelled_bags(config)

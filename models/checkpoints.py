@@ -67,6 +67,9 @@ class CheckpointMeta:
         Statistics of the training features (:func:`slidescope.models.ood.feature_stats`)
         that tell whether a slide is outside the model's experience; empty for models
         trained before they were kept.
+    lineage : dict
+        For a fine-tuned model: its base checkpoint and sha256, the slides, their labels
+        and annotation files' sha256, the settings and per-epoch metrics (empty otherwise).
     created : str
         ISO 8601 time of creation (UTC).
     format_version : int
@@ -86,6 +89,7 @@ class CheckpointMeta:
     metrics: dict[str, Any] = field(default_factory=dict)
     threshold: float | None = None
     feature_stats: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     format_version: int = FORMAT_VERSION
 

@@ -32,6 +32,8 @@ TILE = 512
 JPEG_QUALITY = 88
 SMALLEST_LEVEL = 1024  # the pyramid goes on until a level is smaller than this
 LESION_CLASS = {"name": "Tumor", "color": [200, 0, 0]}
+#: ``solid``: the bundled model's kind; ``glandular``: one it never saw (see ``glands``)
+LESION_KINDS = ("solid", "glandular")
 
 
 class DemoSlideError(SlideScopeError):
@@ -82,6 +84,7 @@ def generate_demo_slide(
     height: int = DEFAULT_HEIGHT,
     seed: int = 0,
     mpp: float = DEFAULT_MPP,
+    lesion_kind: str = "solid",
 ) -> Job[DemoSlide]:
     """Write a deterministic, procedural H&E-like demo slide and its lesion outlines.
 
@@ -96,6 +99,10 @@ def generate_demo_slide(
         Same seed, same slide (byte for byte); about 40 % of seeds have no lesion.
     mpp : float
         Microns per pixel at level 0, written as the TIFF resolution.
+    lesion_kind : str
+        ``solid`` (sheets of crowded, dark, pleomorphic nuclei; the bundled model's kind)
+        or ``glandular`` (rings of cells around pale lumens; a kind the bundled model never
+        saw). The layout, and so the outlines, depend on the seed alone.
 
     Yields
     ------
@@ -111,6 +118,10 @@ def generate_demo_slide(
         raise DemoSlideError(f"{out}: a demo slide needs at least {TILE} × {TILE} px")
     if not mpp > 0:
         raise DemoSlideError(f"{out}: mpp must be positive, got {mpp}")
+    if lesion_kind not in LESION_KINDS:
+        raise DemoSlideError(
+            f"{out}: unknown lesion kind {lesion_kind!r}; use one of {', '.join(LESION_KINDS)}"
+        )
     if not out.parent.is_dir():
         raise DemoSlideError(f"{out}: the folder {out.parent} does not exist")
 
@@ -122,7 +133,14 @@ def generate_demo_slide(
     rng = np.random.default_rng(seed)
     layout = make_layout(width, height, rng)
     textures = make_textures(rng, TILE)
-    renderer = TileRenderer(layout, textures, stain_lut(rng), TILE)
+    lut = stain_lut(rng)
+    glands = None
+    if lesion_kind == "glandular" and layout.lesion_outlines:
+        from slidescope.app.demo.glands import make_gland_textures
+
+        # a generator of its own: the solid kind's slides stay byte for byte as they were
+        glands = make_gland_textures(np.random.default_rng([seed, 1]), TILE)
+    renderer = TileRenderer(layout, textures, lut, TILE, glands)
     levels = _pyramid(width, height, mpp)
 
     lesions_path = lesions_path_for(out)
@@ -130,7 +148,7 @@ def generate_demo_slide(
     geojson_tmp = _temp_sibling(lesions_path)
     done = False
     try:
-        geojson_tmp.write_text(json.dumps(_lesion_geojson(layout, width, height)))
+        geojson_tmp.write_text(json.dumps(_lesion_geojson(layout, width, height, lesion_kind)))
         with tiff_tmp.open("wb") as fh:
             writer = PyramidTiffWriter(fh, levels, description=_description(width, height, mpp))
             yield from _write_pyramid(writer, renderer)
@@ -247,7 +265,9 @@ def _halve(tile: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(tile).reduce(2))
 
 
-def _lesion_geojson(layout: DemoLayout, width: int, height: int) -> dict[str, object]:
+def _lesion_geojson(
+    layout: DemoLayout, width: int, height: int, lesion_kind: str = "solid"
+) -> dict[str, object]:
     """QuPath-style annotations: one Tumor polygon per lesion, level-0 px."""
     features = []
     for ring in layout.lesion_outlines:
@@ -256,7 +276,11 @@ def _lesion_geojson(layout: DemoLayout, width: int, height: int) -> dict[str, ob
             {
                 "type": "Feature",
                 "geometry": {"type": "Polygon", "coordinates": [np.round(xy, 1).tolist()]},
-                "properties": {"objectType": "annotation", "classification": LESION_CLASS},
+                "properties": {
+                    "objectType": "annotation",
+                    "classification": LESION_CLASS,
+                    "lesion_kind": lesion_kind,
+                },
             }
         )
     return {"type": "FeatureCollection", "features": features}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from slidescope.app.demo.glands import GlandTextures
 from slidescope.app.demo.layout import DemoLayout
 from slidescope.app.demo.texture import E_MAX, H_MAX, Textures
 
@@ -20,12 +21,17 @@ DEBRIS_RGB = np.array([45.0, 35.0, 40.0], np.float32)
 
 @dataclass(frozen=True)
 class TileRenderer:
-    """Renders tiles of side ``tile`` (which divides every texture's period)."""
+    """Renders tiles of side ``tile`` (which divides every texture's period).
+
+    With ``glands`` the lesions are of the glandular kind (see :mod:`glands`), otherwise
+    solid sheets of crowded pleomorphic nuclei.
+    """
 
     layout: DemoLayout
     textures: Textures
     lut: np.ndarray
     tile: int
+    glands: GlandTextures | None = None
 
     def render_background(self) -> np.ndarray:
         """A tile of bare glass: the colour of zero stain everywhere."""
@@ -57,7 +63,11 @@ class TileRenderer:
         lesion = np.clip(0.5 + lesion_d / LESION_EDGE_PX, 0.0, 1.0)
         normal_h = _slice(self.textures.normal_nuclei, x0, y0, t)
         stroma = _slice(self.textures.stroma, x0, y0, t)
-        if lesion.any():
+        if lesion.any() and self.glands is not None:
+            gland_h = np.minimum(_slice(self.glands.haematoxylin, x0, y0, t), 1.6)
+            nuclei = normal_h + lesion * (gland_h - normal_h)
+            eosin = stroma + lesion * (_slice(self.glands.eosin, x0, y0, t) - stroma)
+        elif lesion.any():
             lesion_h = _slice(self.textures.lesion_nuclei, x0, y0, t)
             nuclei = normal_h + lesion * (lesion_h - normal_h)
             # lesions crowd out the fibrous stroma with cells: their cytoplasm keeps the

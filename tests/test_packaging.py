@@ -76,3 +76,51 @@ def test_bare_paths_mean_open_and_no_words_mean_gui(monkeypatch) -> None:
             cli.main(argv)
     monkeypatch.setattr(cli.argparse.ArgumentParser, "parse_args", real_parse)
     assert seen == ["gui", "open slide.svs b.tiff", "info x.svs"]
+
+
+BLOCK_QT = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'PySide6', 'PyQt5', 'PyQt6', 'qtpy', 'superqt', 'napari', 'vispy'}:
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+from slidescope.app.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _cli_without_qt(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_QT, *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_core_cli_exports_without_qt(tmp_path: Path) -> None:
+    """A cluster worker's install (no Qt, no napari) makes a slide and exports its heatmaps."""
+    from slidescope.resources import resource_path
+
+    slide = tmp_path / "tiny.tiff"
+    made = _cli_without_qt("demo-slide", str(slide), "--width", "2048", "--height", "2048")
+    assert made.returncode == 0, made.stderr
+    out = tmp_path / "heat"
+    result = _cli_without_qt(
+        "export", str(slide), "--checkpoint", str(resource_path("demo_model.safetensors")),
+        "--out", str(out), "--workers", "0", "--kinds", "attention",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (out / "tiny" / "tiny.attention.png").stat().st_size > 0
+    window = _cli_without_qt("gui")
+    assert window.returncode == 2
+    assert "pip install 'slidescope[gui]'" in window.stderr
+    assert "Traceback" not in window.stderr
+
+
+def test_version_is_the_package_version() -> None:
+    from importlib.metadata import version
+
+    result = subprocess.run(
+        [sys.executable, "-m", "slidescope.app.cli", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"slidescope {version('slidescope')}"

@@ -27,6 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Whole-slide images, MIL models and heatmaps. "
         "Without a command, opens the desktop window.",
     )
+    parser.add_argument("--version", action="version", version=f"slidescope {_version()}")
+    parser.add_argument(
+        "--self-check",
+        action="store_true",
+        help="check this installation headless (same as the self-check command)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     names: set[str] = set()
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -43,11 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("slidescope")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
-    if not words:
+    if words and words[0] == "--self-check":
+        words = ["self-check", *words[1:]]
+    elif not words:
         words = ["gui"]  # `slidescope` alone opens the window
     elif words[0] not in parser.get_default("commands") and not words[0].startswith("-"):
         words = ["open", *words]  # `slidescope slide.svs` opens the slide

@@ -1,5 +1,7 @@
-"""The desktop window and its widgets: the only part of ``slidescope.app`` that uses Qt/napari."""
+"""The desktop window and its widgets: the only part of ``slidescope.app`` that uses Qt/napari.
 
-from slidescope.app.ui.singleton_guard import guard_singletons
-
-guard_singletons()
+Importing this package changes nothing process-wide: the workaround for PySide6's refcount
+bug (:mod:`slidescope.app.ui.singleton_guard`) is applied by the desktop app when it starts
+(:func:`slidescope.app.ui.app.run_window`, the demo), not by a plugin loaded into someone
+else's napari.
+"""

@@ -23,6 +23,9 @@ def run_window(paths: Sequence[str] = (), *, event_loop: bool = True) -> int:
     # tile never blocks the window (the tile cache makes slicing cheap either way)
     os.environ.setdefault("NAPARI_ASYNC", "1")
     import napari
+    from slidescope.app.ui.singleton_guard import guard_singletons
+
+    guard_singletons()
     from slidescope.app.ui.main_window import SlideScopeWindow
 
     window = SlideScopeWindow()

@@ -80,6 +80,9 @@ def run_demo(
     then closed (for machines without a person in front of them, e.g. under Xvfb); the
     return value is 1 when that does not happen within ``timeout_s``.
     """
+    from slidescope.app.ui.singleton_guard import guard_singletons
+
+    guard_singletons()
     import os
 
     os.environ.setdefault("NAPARI_ASYNC", "1")

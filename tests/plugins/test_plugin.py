@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import slidescope.app.ui  # noqa: F401 - guards PySide6's refcounts before any window opens
 from slidescope.app.demo import demo_slide
 from slidescope.plugins._reader import get_reader
 

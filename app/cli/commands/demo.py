@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slidescope.app.cli.commands._window import require_window
+
+    require_window()
     from slidescope.app.ui.demo_window import run_demo
 
     return run_demo(args.out, args.seed, screenshot=args.screenshot)

@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slidescope.app.cli.commands._window import require_window
+
+    require_window()
     from slidescope.app.ui.app import run_window
 
     return run_window(list(args.paths))

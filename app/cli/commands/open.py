@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from slidescope.app.cli.commands._window import require_window
+
+    require_window()
     for path in args.paths:
         if not Path(path).exists():
             raise SlideNotFoundError(path, "no such file or folder")

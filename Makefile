@@ -33,7 +33,7 @@ test: lint
 
 bench: setup
 	QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
-		$(BIN)/python -m pytest tests/benchmarks -p no:cacheprovider -s -o addopts="" -m benchmark
+		$(BIN)/python -m pytest tests/benchmarks -p no:cacheprovider -s -m benchmark
 
 # With a screen, the window stays open. Without one (a server, CI), the demo runs on a
 # virtual screen and saves the window with its heatmaps to $(DEMO)/demo.png.

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from slidescope.app.analysis.heatmaps import (
+    KIND_TITLES,
     DisplayChoices,
     HeatmapGrid,
     colorize,
@@ -25,12 +26,7 @@ from slidescope.app.analysis.slide_analysis import SlideAnalysis
 from slidescope.app.display.placement import SlideSpace, grid_placement
 
 #: the layers a user can switch on, in the order they are stacked (first lowest)
-LAYER_KINDS: tuple[tuple[str, str], ...] = (
-    ("attention", "Attention"),
-    ("prob", "Class probability"),
-    ("masked", "Masked salient set"),
-    ("hard", "Hard-instance attention"),
-)
+LAYER_KINDS: tuple[tuple[str, str], ...] = tuple(KIND_TITLES.items())
 METADATA_KEY = "slidescope-heatmap"
 
 

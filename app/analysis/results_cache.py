@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
@@ -58,8 +59,9 @@ def save_result(cache_dir: str | Path, key: str, analysis: SlideAnalysis) -> Pat
     """Store ``analysis`` under ``key``, atomically; returns the JSON's path."""
     npz_path, json_path = result_paths(cache_dir, key)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, Any] = analysis.arrays()
     with atomic_path(npz_path) as temp, temp.open("wb") as handle:
-        np.savez(handle, **analysis.arrays())
+        np.savez(handle, **arrays)
     return write_text_atomic(json_path, json.dumps(analysis.metadata(), indent=1))
 
 

@@ -173,7 +173,7 @@ def write_ome_zarr_overlay(
             )
         datasets.append({"path": str(k), "coordinateTransformations": transforms})
     shift = (pixel - 1) / 2
-    multiscales = [
+    multiscales: list[dict[str, Any]] = [
         {
             "version": "0.4",
             "name": str(metadata.get("layer", "heatmap")),

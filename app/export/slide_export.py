@@ -138,8 +138,8 @@ def export_analysis(
     written.append(
         write_geojson(f"{stem}.geojson", analysis, measurements, contour_grids, metadata)
     )
-    scores = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
-    written += [scores, metadata_path(scores)]
+    scores_csv = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
+    written += [scores_csv, metadata_path(scores_csv)]
     marker = done_marker(out_dir, identity.slide_id)
     record: dict[str, Any] = {
         **metadata,

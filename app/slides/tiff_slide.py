@@ -200,8 +200,9 @@ class TiffSlide(Slide):
         return reader.read(y0, y1, x0, x1)
 
     def close(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
         if hasattr(self, "_cache"):
             self._cache.clear()
         self._tif.close()

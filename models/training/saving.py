@@ -56,7 +56,7 @@ def save_trained(
 ) -> Path:
     """Save the student (and the MHIM teacher beside it) to ``config.out``."""
     meta = training_meta(config, model, reference, class_names, metrics, threshold, survival_edges)
-    return save_checkpoint(config.out, model, meta, teacher=teacher)  # type: ignore[arg-type]
+    return save_checkpoint(config.out, model, meta, teacher=teacher)
 
 
 def load_teacher_init(path: Path, model: MILModel) -> None:

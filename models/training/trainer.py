@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from slidescope.models.devices import resolve_device
 from slidescope.models.features import FeatureMoments
-from slidescope.models.jobs import Progress
+from slidescope.models.jobs import Job, Progress
+from slidescope.models.mil.base import MILModel
 from slidescope.models.mil.registry import create_model
 from slidescope.models.training.config import TrainingConfig, TrainingConfigError
 from slidescope.models.training.data import TrainingSet, load_training_set, survival_targets
@@ -43,9 +44,8 @@ from slidescope.models.training.recycle import GlobalRecycle
 from slidescope.models.training.saving import load_teacher_init, save_trained
 from slidescope.models.training.steps import BagTarget, LossSettings, mhim_step, plain_step
 from slidescope.models.training.teacher import ema_update, make_teacher, momentum_schedule
-from torch import nn
 
-TrainingJob = Iterator[Progress]
+TrainingJob = Job["TrainingResult"]
 
 
 @dataclass
@@ -205,7 +205,7 @@ def fit(config: TrainingConfig, training_set: TrainingSet) -> TrainingJob:
             # own standardisation included: its weights were fitted under it).
             load_teacher_init(config.teacher_init, model)
         model.to(device).train()
-        teacher: nn.Module | None = None
+        teacher: MILModel | None = None
         recycle: GlobalRecycle | None = None
         if config.method == "mhim":
             teacher = make_teacher(model)

@@ -13,5 +13,12 @@ class SlideScopeError(Exception):
     """An error whose message tells the user what is wrong and what to do."""
 
 
+class SettingsError(SlideScopeError, ValueError):
+    """A setting (a command's option, a choice in a panel) is unknown or out of range.
+
+    Settings objects raise it when they are made, so a run fails before any work starts.
+    """
+
+
 class MissingMppError(SlideScopeError):
     """A physical size was needed but the slide does not say its microns per pixel."""

@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
+
+import platformdirs
+from slidescope.models.files import write_text_atomic
 
 RECENT_LIMIT = 10
 
 
+APP_NAME = "slidescope"
+
+
 def user_cache_dir() -> Path:
-    """``$SLIDESCOPE_CACHE``, else ``$XDG_CACHE_HOME/slidescope``, else ``~/.cache/slidescope``."""
+    """``$SLIDESCOPE_CACHE``, else the platform's user cache folder (platformdirs).
+
+    ``~/.cache/slidescope`` on Linux (``$XDG_CACHE_HOME`` respected),
+    ``~/Library/Caches/slidescope`` on macOS, ``%LOCALAPPDATA%\\slidescope\\Cache`` on Windows.
+    """
     if os.environ.get("SLIDESCOPE_CACHE"):
         return Path(os.environ["SLIDESCOPE_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "slidescope"
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
 def user_config_dir() -> Path:
-    """``$SLIDESCOPE_CONFIG``, else ``$XDG_CONFIG_HOME/slidescope``, else ``~/.config/slidescope``."""
+    """``$SLIDESCOPE_CONFIG``, else the platform's user settings folder (platformdirs).
+
+    ``~/.config/slidescope`` on Linux (``$XDG_CONFIG_HOME`` respected),
+    ``~/Library/Application Support/slidescope`` on macOS, ``%APPDATA%\\slidescope`` on Windows.
+    """
     if os.environ.get("SLIDESCOPE_CONFIG"):
         return Path(os.environ["SLIDESCOPE_CONFIG"]).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base).expanduser() / "slidescope"
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False, roaming=True))
 
 
 def recent_files() -> list[str]:
@@ -41,12 +53,6 @@ def remember_recent(path: str | Path) -> list[str]:
     path = str(Path(path).expanduser().resolve())
     items = [path, *(p for p in recent_files() if p != path)][:RECENT_LIMIT]
     folder = user_config_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".recent.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(items, f, indent=1)
-        os.replace(tmp, folder / "recent.json")
-    except OSError:
-        pass  # a read-only home must not stop a slide from opening
+    with contextlib.suppress(OSError):  # a read-only home must not stop a slide from opening
+        write_text_atomic(folder / "recent.json", json.dumps(items, indent=1))
     return items

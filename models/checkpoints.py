@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from slidescope.models.errors import CheckpointError
+from slidescope.models.files import atomic_path
 from slidescope.models.mil.base import MILModel
 from slidescope.models.mil.registry import create_model
 from torch import Tensor, nn
@@ -194,15 +194,8 @@ def save_checkpoint(
     tensors = _state(model)
     if teacher is not None:
         tensors.update({TEACHER_PREFIX + k: v for k, v in _state(teacher).items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp_name, metadata={METADATA_KEY: meta.to_json()})
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    with atomic_path(path) as temp:
+        save_file(tensors, str(temp), metadata={METADATA_KEY: meta.to_json()})
     return path
 
 

@@ -365,8 +365,8 @@ class FeatureMoments:
             self._total = np.zeros_like(self._shift)
             self._total_sq = np.zeros_like(self._shift)
         centred = block - self._shift
-        self._total += centred.sum(axis=0)  # type: ignore[operator]
-        self._total_sq += np.square(centred).sum(axis=0)  # type: ignore[operator]
+        self._total += centred.sum(axis=0)
+        self._total_sq += np.square(centred).sum(axis=0)
         self.count += block.shape[0]
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:

@@ -99,7 +99,7 @@ def run_job(
                 job.close()
                 raise JobCancelled("cancelled")
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
 
 
 def sub_job(
@@ -132,6 +132,6 @@ def sub_job(
                 what = prefix + step.what + (f" {step.done}/{step.total}" if step.total else "")
             yield Progress(done, total, what, step.metrics)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
     finally:
         job.close()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-# The synthetic-bag writers in tests/models (training_bags, mil_benchmarks,
-# mil_assumption_bags) are imported by name from every test folder.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "models"))
+# The helper modules that tests import by name (training_bags, tissue_slides,
+# slide_builders, ui_slides, ...) are on pytest's `pythonpath` (pyproject.toml).
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,9 +38,14 @@ def aperio_svs() -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_torch_thread():
-    """Run torch on one thread (training tests are faster and repeatable so), then restore."""
+    """Run torch on one thread (faster on a shared machine, repeatable), then restore.
+
+    The one place tests set torch's thread count: a module asks for it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")`` or a module-scoped
+    fixture takes it as an argument.
+    """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -97,7 +97,8 @@ def build_extractor(config: ExtractConfig, device: torch.device) -> FeatureExtra
         device=device,
         allow_random=config.allow_random_weights,
     )
-    return extractor.to(memory_format=torch.channels_last)
+    # nn.Module.to takes memory_format, which torch's type stubs leave out
+    return extractor.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def extract_features(

@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
+from slidescope.app.errors import SettingsError
 
 Normalisation = Literal["raw", "minmax", "rank"]
 NORMALISATIONS: tuple[str, ...] = ("raw", "minmax", "rank")
@@ -144,7 +145,7 @@ def normalise(values: np.ndarray, mode: str = "raw") -> np.ndarray:
         rank), which spreads attention's long tail evenly over the colormap.
     """
     if mode not in NORMALISATIONS:
-        raise ValueError(
+        raise SettingsError(
             f"unknown normalisation {mode!r}; choose one of {', '.join(NORMALISATIONS)}"
         )
     out = np.array(values, dtype=np.float32, copy=True)
@@ -297,7 +298,15 @@ def value_range(values: np.ndarray) -> tuple[float, float]:
 
 # -- heatmap kinds of an analysis, and the display choices applied to them -------------------
 
-KINDS: tuple[str, ...] = ("attention", "hard", "masked", "prob")
+#: every heatmap kind of an analysis with its title, in the order the window stacks their
+#: layers (first lowest); exports and the CLI take the same names
+KIND_TITLES: dict[str, str] = {
+    "attention": "Attention",
+    "prob": "Class probability",
+    "masked": "Masked salient set",
+    "hard": "Hard-instance attention",
+}
+KINDS: tuple[str, ...] = tuple(KIND_TITLES)
 
 
 @dataclass(frozen=True)
@@ -327,9 +336,22 @@ class DisplayChoices:
 
     def __post_init__(self) -> None:
         if self.normalisation not in NORMALISATIONS:
-            raise ValueError(
+            raise SettingsError(
                 f"unknown normalisation {self.normalisation!r}; "
                 f"choose one of {', '.join(NORMALISATIONS)}"
+            )
+        if not 0.0 <= self.opacity <= 1.0:
+            raise SettingsError(f"opacity must lie in [0, 1], got {self.opacity}")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise SettingsError(f"threshold must be a number, got {self.threshold}")
+        if not self.sigma_cells > 0:
+            raise SettingsError(f"smoothing sigma must be > 0 cells, got {self.sigma_cells}")
+        import matplotlib
+
+        if self.colormap not in matplotlib.colormaps:
+            raise SettingsError(
+                f"unknown colormap {self.colormap!r}; use a matplotlib name such as turbo, "
+                "viridis or magma"
             )
 
     def to_dict(self) -> dict[str, object]:
@@ -359,7 +381,7 @@ def kind_scores(analysis: SlideAnalysis, kind: str) -> dict[str, np.ndarray]:
         return {
             f"prob_{c}": analysis.instance_probs[:, i] for i, c in enumerate(analysis.class_names)
         }
-    raise ValueError(f"unknown heatmap kind {kind!r}; choose from {', '.join(KINDS)}")
+    raise SettingsError(f"unknown heatmap kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
 def display_grid(

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 import numpy as np
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
 from slidescope.app.slides.slide import SlideIdentity
+from slidescope.models.files import atomic_path, write_text_atomic
 
 _HASHES: dict[tuple[str, int, int], str] = {}
 
@@ -61,10 +59,10 @@ def save_result(cache_dir: str | Path, key: str, analysis: SlideAnalysis) -> Pat
     """Store ``analysis`` under ``key``, atomically; returns the JSON's path."""
     npz_path, json_path = result_paths(cache_dir, key)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(npz_path, lambda f: np.savez(f, **analysis.arrays()))
-    text = json.dumps(analysis.metadata(), indent=1)
-    _atomic_write(json_path, lambda f: f.write(text.encode()))
-    return json_path
+    arrays: dict[str, Any] = analysis.arrays()
+    with atomic_path(npz_path) as temp, temp.open("wb") as handle:
+        np.savez(handle, **arrays)
+    return write_text_atomic(json_path, json.dumps(analysis.metadata(), indent=1))
 
 
 def load_result(cache_dir: str | Path, key: str) -> SlideAnalysis | None:
@@ -81,13 +79,3 @@ def load_result(cache_dir: str | Path, key: str) -> SlideAnalysis | None:
         # a damaged cache entry is recomputed, never trusted
         return None
 
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -10,8 +10,6 @@ or the app can replace or restrict the mask.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +17,10 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import draw, filters, measure, morphology
+from slidescope.app.errors import SettingsError
+from slidescope.app.slides.errors import CorruptSlideError
 from slidescope.app.slides.slide import Slide
+from slidescope.models.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,9 @@ def detect_tissue(
         mask = tissue_mask_from_rgb(image, params, downsample * mpp)
         if roi is not None:
             if roi_mode != "intersect":
-                raise ValueError(f"roi_mode must be 'replace' or 'intersect', not {roi_mode!r}")
+                raise SettingsError(
+                    f"roi_mode must be 'replace' or 'intersect', not {roi_mode!r}"
+                )
             mask &= rasterize_geojson(roi, shape, downsample)
     return TissueMask(mask=mask, downsample=downsample, slide_size=slide.dimensions)
 
@@ -141,12 +144,23 @@ def read_low_resolution(slide: Slide, downsample: float) -> tuple[np.ndarray, fl
     array = slide.levels[level]
     height, width = int(array.shape[0]), int(array.shape[1])
     out_h, out_w = max(1, height // factor), max(1, width // factor)
+
+    def rows_of(y0: int, y1: int, x1: int) -> np.ndarray:
+        try:
+            return np.asarray(array[y0:y1, :x1])[..., :3]
+        except Exception as error:  # codecs raise anything on damaged bytes
+            raise CorruptSlideError(
+                slide.path,
+                f"pixels of level {level} cannot be read ({type(error).__name__}: {error}); "
+                "the file is damaged, get a fresh copy of the slide",
+            ) from error
+
     if factor == 1:
-        return np.asarray(array[:, :])[..., :3], level_ds
+        return rows_of(0, height, width), level_ds
     out = np.empty((out_h, out_w, 3), dtype=np.uint8)
     rows = max(1, (2048 // factor)) * factor  # about 2048 level rows per strip
     for y in range(0, out_h * factor, rows):
-        strip = np.asarray(array[y : min(y + rows, out_h * factor), : out_w * factor])[..., :3]
+        strip = rows_of(y, min(y + rows, out_h * factor), out_w * factor)
         n = strip.shape[0] // factor
         blocks = strip[: n * factor].reshape(n, factor, out_w, factor, 3)
         out[y // factor : y // factor + n] = blocks.mean(axis=(1, 3)).round().astype(np.uint8)
@@ -311,13 +325,7 @@ def write_tissue_files(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{slide_id}.tissue.png"
-    fd, temp = tempfile.mkstemp(prefix=f".{png.name}.", suffix=".tmp", dir=out)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray((tissue.mask * 255).astype(np.uint8)).save(f, format="PNG")
-        os.replace(temp, png)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_path(png) as temp:
+        Image.fromarray((tissue.mask * 255).astype(np.uint8)).save(temp, format="PNG")
     geojson = write_geojson(out / f"{slide_id}.tissue.geojson", tissue.to_geojson())
     return png, geojson

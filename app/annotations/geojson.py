@@ -10,8 +10,6 @@ atomic: a sibling temp file is written, then renamed over the target.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from slidescope.app.errors import SlideScopeError
+from slidescope.models.files import write_text_atomic
 
 
 class GeoJSONError(SlideScopeError):
@@ -144,13 +143,4 @@ def write_geojson(path: str | Path, geojson: dict[str, Any] | Sequence[dict[str,
     """Write a FeatureCollection (or a list of features) atomically; returns the path."""
     path = Path(path)
     data = geojson if isinstance(geojson, dict) else feature_collection(list(geojson))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, json.dumps(data))

@@ -9,7 +9,9 @@ the commands that do not need torch or Qt start fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -72,8 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except (SlideScopeError, ModelError) as error:
-        print(f"slidescope {args.command}: error: {error}", file=sys.stderr)
+        # one line: the message names the file or the setting and what to do
+        text = " ".join(str(error).split())
+        print(f"slidescope {args.command}: error: {text}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`slidescope info --json | head`): stop quietly, and keep
+        # Python from complaining again when it flushes stdout at exit
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(f"slidescope {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -10,8 +10,6 @@ and their bytes reused.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +18,7 @@ import numpy as np
 from slidescope.app.demo.tiff_writer import PyramidTiffWriter, TiffLevel
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.jobs import Job, Progress
+from slidescope.models.files import atomic_path
 
 if TYPE_CHECKING:  # scipy and PIL load only when a slide is drawn: the CLI starts fast
     from slidescope.app.demo.layout import DemoLayout
@@ -144,24 +143,14 @@ def generate_demo_slide(
     levels = _pyramid(width, height, mpp)
 
     lesions_path = lesions_path_for(out)
-    tiff_tmp = _temp_sibling(out)
-    geojson_tmp = _temp_sibling(lesions_path)
-    done = False
-    try:
+    # the outlines are renamed into place first, the slide last: a slide on disk always
+    # has its outlines; a stopped run leaves neither
+    with atomic_path(out) as tiff_tmp, atomic_path(lesions_path) as geojson_tmp:
         geojson_tmp.write_text(json.dumps(_lesion_geojson(layout, width, height, lesion_kind)))
         with tiff_tmp.open("wb") as fh:
             writer = PyramidTiffWriter(fh, levels, description=_description(width, height, mpp))
             yield from _write_pyramid(writer, renderer)
             writer.finish()
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(geojson_tmp, lesions_path)
-        os.replace(tiff_tmp, out)
-        done = True
-    finally:
-        if not done:
-            for tmp in (tiff_tmp, geojson_tmp):
-                tmp.unlink(missing_ok=True)
     return DemoSlide(
         path=out,
         lesions_path=lesions_path,
@@ -288,13 +277,3 @@ def _lesion_geojson(
 
 def _description(width: int, height: int, mpp: float) -> str:
     return f"SlideScope demo slide {width}x{height} mpp={mpp}"
-
-
-def _temp_sibling(path: Path) -> Path:
-    """An empty file beside ``path`` with the permissions a plain ``open`` would give."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)

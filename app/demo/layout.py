@@ -90,7 +90,7 @@ def make_layout(width: int, height: int, rng: np.random.Generator) -> DemoLayout
     scale = float(np.mean([p[2] for p in pieces]))
     # fields are in level-0 px (about the signed distance to the outline), so that the
     # renderer's edge widths are physical whatever the slide size
-    tissue = np.full((rows, cols), -scale, np.float32)
+    tissue: np.ndarray = np.full((rows, cols), -scale, np.float32)
     for cx, cy, radius, angle, aspect in pieces:
         blob = _irregular_blob(xx, yy, cx, cy, radius, angle, aspect, rng, lobes=6, wobble=0.22)
         tissue = np.maximum(tissue, blob * radius)
@@ -100,7 +100,7 @@ def make_layout(width: int, height: int, rng: np.random.Generator) -> DemoLayout
     holes = _smooth_noise((rows, cols), sigma=max(1.0, 150 / cell), rng=rng)
     tissue = np.minimum(tissue, (holes + 2.3) * 0.1 * scale)
 
-    lesion = np.full((rows, cols), -scale, np.float32)
+    lesion: np.ndarray = np.full((rows, cols), -scale, np.float32)
     if lesion_count:
         piece_radius = min(p[2] for p in pieces)
         for _ in range(lesion_count):

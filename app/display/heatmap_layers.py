@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from slidescope.app.analysis.heatmaps import (
+    KIND_TITLES,
     DisplayChoices,
     HeatmapGrid,
     colormap_lut,
@@ -33,12 +34,7 @@ from slidescope.app.analysis.slide_analysis import SlideAnalysis
 from slidescope.app.display.placement import SlideSpace, grid_placement
 
 #: the layers a user can switch on, in the order they are stacked (first lowest)
-LAYER_KINDS: tuple[tuple[str, str], ...] = (
-    ("attention", "Attention"),
-    ("prob", "Class probability"),
-    ("masked", "Masked salient set"),
-    ("hard", "Hard-instance attention"),
-)
+LAYER_KINDS: tuple[tuple[str, str], ...] = tuple(KIND_TITLES.items())
 METADATA_KEY = "slidescope-heatmap"
 #: hard-instance attention always has its own look, so it is never mistaken for attention
 HARD_COLORMAP = "cool"

@@ -129,7 +129,10 @@ def grid_placement(
     Placement
         Each heatmap pixel exactly covers its patch's level-0 square.
     """
-    pw, ph = (patch_size, patch_size) if np.isscalar(patch_size) else patch_size  # type: ignore[misc]
+    if isinstance(patch_size, (int, float, np.integer, np.floating)):
+        pw = ph = float(patch_size)
+    else:
+        pw, ph = (float(v) for v in patch_size)
     sy, sx = space.per_pixel
     ox, oy = origin
     return Placement(

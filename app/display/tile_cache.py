@@ -89,7 +89,8 @@ class CachedLevel:
         # an integer index drops its axis, as numpy would
         ri = 0 if ydrop else slice(None, None, ystep)
         ci = 0 if xdrop else slice(None, None, xstep)
-        return region[(ri, ci, *channels)]
+        index = (ri, ci, *channels)
+        return region[index]
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Pixels ``[y0:y1, x0:x1]`` of the level as ``(h, w, 3)`` uint8."""
@@ -151,7 +152,7 @@ def cached_levels(
 
 
 def _natural_tile(array: Any) -> int:
-    chunks = getattr(array, "chunks", None)
+    chunks: Any = getattr(array, "chunks", None)
     try:
         edge = int(chunks[0]) if not isinstance(chunks[0], tuple) else int(chunks[0][0])
     except (TypeError, IndexError, ValueError):

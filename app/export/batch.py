@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slidescope.app.errors import SlideScopeError
-from slidescope.app.export.provenance import write_text_atomic
+from slidescope.app.errors import SettingsError, SlideScopeError
 from slidescope.app.export.slide_export import ExportOptions, done_marker, export_analysis
 from slidescope.app.jobs import Job, Progress, run_job
 from slidescope.app.slides.slide import slide_id_of
 from slidescope.app.slides.zarr_folder import is_zarr_directory as _is_zarr
 from slidescope.models.errors import ModelError
+from slidescope.models.files import write_text_atomic
 
 SLIDE_SUFFIXES = (
     ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".bif", ".vms", ".vmu", ".svslide", ".dcm", ".zarr",
@@ -65,6 +65,12 @@ class ExportTask:
     mask_ratio: float | None = None
     slide_mpp: float | None = None
     use_teacher: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mask_ratio is not None and not 0.0 <= self.mask_ratio < 1.0:
+            raise SettingsError(
+                f"mask ratio must lie in [0, 1) (a share of the patches), got {self.mask_ratio}"
+            )
 
 
 def expand_slides(inputs: Iterable[str | Path]) -> list[Path]:

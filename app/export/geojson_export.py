@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from slidescope.app.analysis.heatmaps import HeatmapGrid, contours
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
-from slidescope.app.export.provenance import write_text_atomic
+from slidescope.models.files import write_text_atomic
 
 
 def patch_features_json(

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 from slidescope.app.analysis.heatmaps import HeatmapGrid, colorize, value_range
-from slidescope.app.export.provenance import atomic_path
+from slidescope.models.files import atomic_path
 
 BAR_WIDTH = 24
 BAR_MARGIN = 8

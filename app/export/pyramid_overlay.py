@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 from slidescope.app.analysis.heatmaps import HeatmapGrid, colorize, value_range
-from slidescope.app.export.provenance import atomic_path
+from slidescope.models.files import atomic_path
 
 MIN_LEVEL_SIDE = 64
 TILE = 256
@@ -173,7 +173,7 @@ def write_ome_zarr_overlay(
             )
         datasets.append({"path": str(k), "coordinateTransformations": transforms})
     shift = (pixel - 1) / 2
-    multiscales = [
+    multiscales: list[dict[str, Any]] = [
         {
             "version": "0.4",
             "name": str(metadata.get("layer", "heatmap")),

@@ -24,12 +24,14 @@ from slidescope.app.analysis.heatmaps import (
     value_range,
 )
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
+from slidescope.app.errors import SettingsError
 from slidescope.app.export.csv_export import metadata_path, write_scores_csv
 from slidescope.app.export.geojson_export import write_geojson
 from slidescope.app.export.png_overlay import write_png_overlay
-from slidescope.app.export.provenance import export_metadata, write_text_atomic
+from slidescope.app.export.provenance import export_metadata
 from slidescope.app.export.pyramid_overlay import write_ome_tiff_overlay, write_ome_zarr_overlay
 from slidescope.app.jobs import Job, Progress
+from slidescope.models.files import write_text_atomic
 
 OVERLAY_FORMATS: tuple[str, ...] = ("ome-tiff", "ome-zarr", "none")
 
@@ -55,10 +57,15 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in KINDS]
-        if unknown:
-            raise ValueError(f"unknown heatmap kinds {unknown}; choose from {', '.join(KINDS)}")
+        if unknown or not self.kinds:
+            raise SettingsError(
+                f"unknown heatmap kind(s) {', '.join(map(repr, unknown)) or 'none given'}; "
+                f"choose from {', '.join(KINDS)}"
+            )
+        if self.thumbnail_size < 16:
+            raise SettingsError(f"thumbnail size must be >= 16 px, got {self.thumbnail_size}")
         if self.overlay_format not in OVERLAY_FORMATS:
-            raise ValueError(
+            raise SettingsError(
                 f"unknown overlay format {self.overlay_format!r}; "
                 f"choose one of {', '.join(OVERLAY_FORMATS)}"
             )
@@ -131,8 +138,8 @@ def export_analysis(
     written.append(
         write_geojson(f"{stem}.geojson", analysis, measurements, contour_grids, metadata)
     )
-    scores = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
-    written += [scores, metadata_path(scores)]
+    scores_csv = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
+    written += [scores_csv, metadata_path(scores_csv)]
     marker = done_marker(out_dir, identity.slide_id)
     record: dict[str, Any] = {
         **metadata,

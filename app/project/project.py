@@ -15,8 +15,6 @@ together with its slides still opens; others are stored absolute.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.slides.slide import slide_id_of
+from slidescope.models.files import write_bytes_atomic
 
 PROJECT_FILE = "project.json"
 FORMAT_VERSION = 1
@@ -139,7 +138,7 @@ class Project:
             "saved": _now(),
             "slides": [asdict(s) for s in self.slides],
         }
-        _write_atomic(self.folder / PROJECT_FILE, json.dumps(data, indent=2).encode())
+        write_bytes_atomic(self.folder / PROJECT_FILE, json.dumps(data, indent=2).encode())
 
     # -- folders -------------------------------------------------------------------------
 
@@ -224,7 +223,7 @@ class Project:
     def set_analysis(self, slide_id: str, key: str, state: str, **info: Any) -> None:
         """Record the state of an analysis (``queued``, ``running``, ``done``, ...)."""
         if state not in ANALYSIS_STATES:
-            raise ValueError(f"unknown analysis state {state!r}; one of {ANALYSIS_STATES}")
+            raise ProjectError(f"unknown analysis state {state!r}; one of {ANALYSIS_STATES}")
         entry = self.slide(slide_id)
         entry.analyses[key] = {**entry.analyses.get(key, {}), **info, "state": state}
         entry.analyses[key]["updated"] = _now()
@@ -239,7 +238,7 @@ class Project:
         Image.fromarray(np.asarray(image, dtype=np.uint8)[..., :3]).save(buffer, format="PNG")
         target = self.thumbnail_path(slide_id)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(target, buffer.getvalue())
+        write_bytes_atomic(target, buffer.getvalue())
         return target
 
 
@@ -252,17 +251,6 @@ def _slide_files(paths: Iterable[Path]) -> Iterator[Path]:
     for path in paths:
         if is_slide_path(path) and (path.is_file() or path.suffix.lower() == ".zarr"):
             yield path
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _now() -> str:

@@ -165,7 +165,7 @@ class OmeZarrSlide(Slide):
         return None
 
     @property
-    def identity(self) -> SlideIdentity:  # type: ignore[override]
+    def identity(self) -> SlideIdentity:
         """The source slide's identity when this pyramid is its faithful conversion.
 
         Results computed on the source (features, annotations) then place on the converted

@@ -218,8 +218,9 @@ class TiffSlide(Slide):
         return self._pyramid[level]
 
     def close(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
         if hasattr(self, "_cache"):
             self._cache.clear()
         if getattr(self, "_tif", None) is not None:

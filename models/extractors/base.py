@@ -75,6 +75,9 @@ class FeatureExtractor(nn.Module):
 
     spec: ExtractorSpec
 
+    _mean: Tensor
+    _std: Tensor
+
     def __init__(self, spec: ExtractorSpec) -> None:
         super().__init__()
         self.spec = spec

@@ -73,6 +73,12 @@ class BuiltinExtractor(FeatureExtractor):
        pooling by 1, 2, 4, 8 (texture at about 1 to 8 µm/px).
     """
 
+    hed_from_rgb: Tensor
+    laplacian: Tensor
+    sobel: Tensor
+    gradient_edges: Tensor
+    quantiles: Tensor
+
     def __init__(self) -> None:
         super().__init__(
             ExtractorSpec(

@@ -56,6 +56,7 @@ def create_extractor(
     allow_random : bool
         Build a network that needs weights with random ones (tests and benchmarks only).
     """
+    extractor: FeatureExtractor
     if name.startswith("timm:"):
         from slidescope.models.extractors.timm_extractor import create_timm_extractor
 

@@ -61,8 +61,8 @@ def create_timm_extractor(
     spec = ExtractorSpec(
         name=f"timm:{name}",
         input_size=int(size),
-        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),  # type: ignore[arg-type]
-        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
+        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
         feature_dim=int(model.num_features),
         weights="local file (--weights): state dict of this timm model",
     )

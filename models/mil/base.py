@@ -54,6 +54,9 @@ class MILModel(nn.Module):
     #: registry name and keyword arguments, set by ``create_model``
     arch: str = ""
     arch_kwargs: dict[str, Any]
+    #: the training features' per-feature mean and standard deviation (buffers)
+    feature_mean: Tensor
+    feature_std: Tensor
 
     def __init__(self, in_dim: int, n_classes: int, hidden_dim: int) -> None:
         super().__init__()

@@ -7,11 +7,11 @@ ROC curve figure (matplotlib Agg, imported only when drawing).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from slidescope.models.files import atomic_path
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -213,7 +213,6 @@ def save_roc_png(
     axes.set_ylim(0, 1.01)
     axes.legend(loc="lower right")
     axes.set_title("ROC")
-    temp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temp, format="png")
-    os.replace(temp, path)
+    with atomic_path(path) as temp:
+        figure.savefig(temp, format="png")
     return path

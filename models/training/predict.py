@@ -12,7 +12,10 @@ from slidescope.models.mil.base import MILModel
 
 @torch.no_grad()
 def predict_logits(
-    model: MILModel, bags: FeatureBags, rows: Sequence[int], device: torch.device | str = "cpu"
+    model: MILModel,
+    bags: FeatureBags,
+    rows: Sequence[int] | np.ndarray,
+    device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """(len(rows), C) float64 logits of the whole bags, the model in eval mode.
 

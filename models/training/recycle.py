@@ -71,7 +71,7 @@ class GlobalRecycle(nn.Module):
         """
         n_tokens, dim = self.queries.shape
         # A copy: the EMA below updates the buffer in place, which autograd must not see.
-        queries = self.queries.to(h_masked.dtype, copy=True)
+        queries = self.queries.to(dtype=h_masked.dtype, copy=True)
         q = self.to_q(self.norm(queries)).view(n_tokens, self.heads, self.head_dim)
         w_k = self.to_k.weight.view(self.heads, self.head_dim, dim)
         w_v = self.to_v.weight.view(self.heads, self.head_dim, dim)

@@ -11,7 +11,7 @@ from slidescope.models.training.config import MHIMConfig
 from slidescope.models.training.losses import attention_entropy, consistency_loss, survival_nll
 from slidescope.models.training.masking import mask_bag
 from slidescope.models.training.recycle import GlobalRecycle
-from torch import Tensor, nn
+from torch import Tensor
 
 
 @dataclass
@@ -94,7 +94,7 @@ def teacher_scores(out: MILOutput, mask_score: str) -> Tensor:
 
 def mhim_step(
     model: MILModel,
-    teacher: nn.Module,
+    teacher: MILModel,
     recycle: GlobalRecycle | None,
     x: Tensor,
     target: BagTarget,

@@ -9,13 +9,16 @@ step of the student.
 from __future__ import annotations
 
 import copy
+from typing import TypeVar
 
 import torch
 from slidescope.models.training.masking import cosine_schedule
 from torch import nn
 
+M = TypeVar("M", bound=nn.Module)
 
-def make_teacher(student: nn.Module) -> nn.Module:
+
+def make_teacher(student: M) -> M:
     """A frozen deep copy of ``student`` in eval mode."""
     teacher = copy.deepcopy(student)
     for parameter in teacher.parameters():

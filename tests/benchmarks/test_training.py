@@ -29,6 +29,7 @@ CHILD = textwrap.dedent(
     import torch
     torch.set_num_threads(1)
     from slidescope.models.training.config import MHIMConfig, TrainingConfig
+    from slidescope.models.jobs import run_job
     from slidescope.models.training.trainer import train
 
     folder, labels, out, model, method = sys.argv[1:6]
@@ -36,15 +37,13 @@ CHILD = textwrap.dedent(
         features=folder, labels=labels, out=out, model=model, method=method, epochs=2,
         patience=0, mhim=MHIMConfig(warmup_epochs=0),
     )
-    job = train(config)
     marks = []
-    try:
-        while True:
-            step = next(job)
-            if step.metrics or (step.done == 0 and not marks):
-                marks.append((time.perf_counter(), time.process_time()))
-    except StopIteration:
-        pass
+
+    def mark(step):
+        if step.metrics or (step.done == 0 and not marks):
+            marks.append((time.perf_counter(), time.process_time()))
+
+    run_job(train(config), on_progress=mark)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
         "epoch_s": marks[2][0] - marks[1][0],
@@ -104,4 +103,7 @@ def test_mhim_over_plain_epoch_time(camelyon_like, tmp_path, model, paper) -> No
         f"time ratio MHIM/plain {ratio:.2f} (paper {paper}), memory ratio {memory:.2f} "
         f"[{N_TRAIN} bags x ~{N_INSTANCES} x {DIM}, CPU, 1 thread]"
     )
-    assert ratio > 0
+    # MHIM adds a teacher pass and masking to each step: about the paper's ratio, and never
+    # several times the plain epoch's time or memory
+    assert ratio < 3 * paper
+    assert memory < 3.0

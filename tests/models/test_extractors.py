@@ -18,7 +18,7 @@ from slidescope.models.extractors.base import IMAGENET_MEAN, OPENAI_CLIP_MEAN
 from slidescope.models.extractors.builtin import BUILTIN_DIM
 from slidescope.models.extractors.vit import ConchVisionExtractor, VisionTransformer
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _patches(n: int, size: int = 64, seed: int = 0) -> torch.Tensor:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from slidescope.models.checkpoints import load_checkpoint
+from slidescope.models.jobs import run_job
 from slidescope.models.mil import STANDARD_MIL_MODELS, create_model, list_models
 from slidescope.models.training.config import TrainingConfig
 from slidescope.models.training.metrics import binary_auc
@@ -78,12 +79,7 @@ def _train_and_score(tmp_path: Path, scenario: str, model: str) -> tuple[float, 
         lr=5e-3,
         device="cpu",
     )
-    job = train(config)
-    try:
-        while True:
-            next(job)
-    except StopIteration as stop:
-        result = stop.value
+    result = run_job(train(config))
     trained = load_checkpoint(result.path).model.eval()
 
     def auc(test: bool, seed: int) -> float:

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from slidescope.models.checkpoints import load_checkpoint
 from slidescope.models.errors import FeatureFileError
-from slidescope.models.jobs import Progress
+from slidescope.models.jobs import Progress, run_job
 from slidescope.models.training.config import MHIMConfig, TrainingConfig, TrainingConfigError
 from slidescope.models.training.labels import LabelsError
 from slidescope.models.training.trainer import TrainingResult, train
@@ -34,13 +34,8 @@ def _config(bags: tuple[Path, Path], out: Path, **kwargs) -> TrainingConfig:
 
 
 def _run(config: TrainingConfig) -> tuple[TrainingResult, list[Progress]]:
-    job = train(config)
-    steps = []
-    try:
-        while True:
-            steps.append(next(job))
-    except StopIteration as stop:
-        return stop.value, steps
+    steps: list[Progress] = []
+    return run_job(train(config), on_progress=steps.append), steps
 
 
 def test_plain_training_job_progress_and_checkpoint(bags, tmp_path) -> None:

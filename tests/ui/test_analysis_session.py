@@ -13,15 +13,7 @@ from slidescope.app.ui.main_window import SlideScopeWindow
 from test_main_window import open_and_wait
 from ui_slides import save_shot
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
@@ -107,7 +99,7 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
     window.analysis_dock.normalisation.setCurrentIndex(
         window.analysis_dock.normalisation.findData("minmax")
     )
-    save_shot(window.viewer.screenshot(canvas_only=False, flash=False), "window-heatmaps")
+    save_shot(window.viewer.screenshot(canvas_only=False, flash=False), "window-heatmaps", tmp_path)
 
     # hover read-out of the most attended patch
     top = int(np.argmax(analysis.attention))

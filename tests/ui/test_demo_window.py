@@ -16,10 +16,9 @@ def test_demo_command_is_listed():
 
 
 @pytest.mark.slow
-def test_demo_shows_heatmaps_then_reuses_them(make_napari_viewer, tmp_path, qtbot):
-    import torch
-
-    torch.set_num_threads(1)
+def test_demo_shows_heatmaps_then_reuses_them(
+    make_napari_viewer, tmp_path, qtbot, one_torch_thread
+):
     for _ in range(2):
         window = SlideScopeWindow(make_napari_viewer(show=True))
         start_demo(window, tmp_path / "demo", seed=0, size=(4096, 4096))

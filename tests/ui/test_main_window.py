@@ -149,18 +149,20 @@ def tissue_spot(slide, level: int, size: tuple[int, int]) -> tuple[int, int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("level", "stretch"), [(0, 1.0), (2, 1.01)])
-def test_demo_slide_on_screen_is_read_region(make_window, demo_slide, qtbot, level, stretch):
+def test_demo_slide_on_screen_is_read_region(
+    make_window, demo_slide, qtbot, level, stretch, tmp_path
+):
     window = make_window()
     open_and_wait(window, qtbot, demo_slide)
     slide = window.session.current.slide
     if level == 0:
-        save_shot(window.viewer.screenshot(canvas_only=False, flash=False), "window-demo-slide")
+        save_shot(window.viewer.screenshot(canvas_only=False, flash=False), "window-demo-slide", tmp_path)
     h, w = window.viewer.canvas.size
     top_left = tissue_spot(slide, level, (int(w * stretch) + 2, int(h * stretch) + 2))
     shot = look_at(window, qtbot, level, top_left, stretch)
     expected, clear = expected_view(slide, level, top_left, (h, w), stretch)
-    save_shot(shot, f"demo-level{level}-screen")
-    save_shot(expected, f"demo-level{level}-read-region")
+    save_shot(shot, f"demo-level{level}-screen", tmp_path)
+    save_shot(expected, f"demo-level{level}-read-region", tmp_path)
     assert expected.std() > 10  # tissue, not bare glass
     exact = agreement(shot, expected, clear)
     assert exact > 0.999
@@ -349,7 +351,7 @@ def test_dropping_slide_files_opens_them(make_window, slide_files, small_levels,
     assert window.panels.slides.paths() == [str(path.resolve())]
 
 
-def test_opening_a_real_file_through_open_slide(make_window, aperio_svs, qtbot):
+def test_opening_a_real_file_through_open_slide(make_window, aperio_svs, qtbot, tmp_path):
     window = make_window()
     open_and_wait(window, qtbot, aperio_svs)
     shown = window.session.current
@@ -357,5 +359,5 @@ def test_opening_a_real_file_through_open_slide(make_window, aperio_svs, qtbot):
     assert window.panels.info.fields["Resolution"].text().startswith("0.499")
     shot = look_at(window, qtbot, 0, (1000, 1200))
     h, w = min(shot.shape[0], 2967 - 1200), min(shot.shape[1], 2220 - 1000)
-    save_shot(shot, "aperio-level0")
+    save_shot(shot, "aperio-level0", tmp_path)
     assert agreement(shot, shown.slide.read_region((1000, 1200), 0, (w, h))) > 0.999

@@ -102,7 +102,7 @@ def test_overlays_cover_exactly_their_pixels_on_screen(
     )
     top_left = (280, 180)
     shot = look_at(window, qtbot, 0, top_left).astype(int)
-    save_shot(shot.astype(np.uint8), "overlays-level0")
+    save_shot(shot.astype(np.uint8), "overlays-level0", tmp_path)
 
     def screen(x: int, y: int) -> np.ndarray:  # level-0 pixel -> screen colour
         return shot[y - top_left[1], x - top_left[0]]

@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 from slidescope.app.slides.slide import Slide
 
-SHOTS = Path("/tmp/slidescope-shots")
-
 
 def synthetic_levels(width: int, height: int, n_levels: int, seed: int = 0) -> list[np.ndarray]:
     """A pyramid whose every pixel differs from its neighbours (so any shift shows).
@@ -128,11 +126,14 @@ class SlideFiles:
         return open_slide(path)
 
 
-def save_shot(image: np.ndarray, name: str) -> Path:
-    """Keep a screenshot for a person to look at."""
+def save_shot(image: np.ndarray, name: str, folder: Path) -> Path:
+    """Keep a screenshot for a person to look at, in the test's ``tmp_path``.
+
+    pytest keeps the last runs' temporary folders (``pytest --basetemp DIR`` to choose).
+    """
     from PIL import Image
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
     Image.fromarray(np.asarray(image)[..., :3]).save(path)
     return path

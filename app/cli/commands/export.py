@@ -14,7 +14,9 @@ HELP = (
     "OME-TIFF/OME-Zarr overlays, GeoJSON and CSV of patch scores (resumable)."
 )
 
-KIND_NAMES = ("attention", "hard", "masked", "prob")
+# as slidescope.app.analysis.heatmaps.KINDS, not imported here so that the command line
+# starts fast (ExportOptions refuses any other; tests/app/cli checks they agree)
+KIND_NAMES = ("attention", "prob", "masked", "hard")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_out(parser, "output folder (one sub-folder per slide, summary.csv/json)")
     parser.add_argument(
         "--kinds",
-        default="attention,hard,masked,prob",
+        default=",".join(KIND_NAMES),
         help="comma-separated heatmap kinds among attention, hard, masked, prob",
     )
     parser.add_argument(
@@ -93,30 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slidescope.app.analysis.heatmaps import DisplayChoices
     from slidescope.app.cli.progress import run_with_progress
-    from slidescope.app.errors import SlideScopeError
     from slidescope.app.export.batch import ExportTask, expand_slides, export_batch
     from slidescope.app.export.slide_export import ExportOptions
     from slidescope.models.checkpoints import read_meta
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    unknown = [k for k in kinds if k not in KIND_NAMES]
-    if unknown or not kinds:
-        raise SlideScopeError(
-            f"--kinds: unknown kind(s) {unknown}; choose from {', '.join(KIND_NAMES)}"
-        )
-    if not 0.0 <= args.opacity <= 1.0:
-        raise SlideScopeError(f"--opacity must lie in [0, 1], got {args.opacity}")
-    if args.mask_ratio is not None and not 0.0 <= args.mask_ratio < 1.0:
-        raise SlideScopeError(f"--mask-ratio must lie in [0, 1), got {args.mask_ratio}")
-    read_meta(args.checkpoint)  # a wrong checkpoint fails once, before any slide
-    try:
-        import matplotlib
-
-        matplotlib.colormaps[args.colormap]
-    except KeyError:
-        raise SlideScopeError(f"--colormap: unknown colormap {args.colormap!r}") from None
-
-    slides = expand_slides(args.slide)
+    # the options check themselves, before any slide is read
     options = ExportOptions(
         kinds=kinds,
         display=DisplayChoices(
@@ -128,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         ),
         overlay_format=args.overlay,
     )
+    read_meta(args.checkpoint)  # a wrong checkpoint fails once, before any slide
+    slides = expand_slides(args.slide)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     cache = args.cache or out / "cache"

@@ -79,10 +79,9 @@ def run(args: argparse.Namespace) -> int:
         # slide errors already start with the path
         shown = reason if reason.startswith(str(path)) else f"{path}: {reason}"
         print(f"slidescope extract: error: {shown}", file=sys.stderr)
-    if summary.failed:
+    if summary.failed and len(args.slide) > 1:
         print(
             f"slidescope extract: {len(summary.failed)} of {len(args.slide)} slides failed",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    return 1 if summary.failed else 0

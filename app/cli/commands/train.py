@@ -176,13 +176,13 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # checks every setting before any data is read
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.folds:
-        result = run_with_progress(
+        summary = run_with_progress(
             cross_validate(config, args.folds),
             f"{args.folds}-fold {args.method}",
             args.quiet,
         )
-        print(f"cross-validation summary: {result.summary_path}")
-        for key, stats in result.summary.items():
+        print(f"cross-validation summary: {summary.summary_path}")
+        for key, stats in summary.summary.items():
             if key.startswith("test_") and key[5:] in _SHOWN:
                 print(f"  test {key[5:]}: {stats['mean']:.4f} ± {stats['std']:.4f}")
         return 0

@@ -7,7 +7,6 @@ import json
 import h5py
 import numpy as np
 import pytest
-import torch
 from slidescope.app.analysis.extract import (
     ExtractConfig,
     extract_features,
@@ -19,7 +18,7 @@ from slidescope.app.errors import MissingMppError
 from slidescope.app.jobs import run_job
 from tissue_slides import he_like_image, write_pyramid_tiff
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # 64 px patches at 1 µm/px on a 0.5 µm/px slide: 128 level-0 px, read from level 1
 CONFIG = ExtractConfig(target_mpp=1.0, patch_px=64, batch_size=8, workers=2, device="cpu")
 

@@ -53,8 +53,7 @@ def write_checkpoint(
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.set_num_threads(1)
+def workdir(tmp_path_factory: pytest.TempPathFactory, one_torch_thread) -> Path:
     folder = tmp_path_factory.mktemp("inference")
     write_slide(folder / "slide.tiff")
     return folder

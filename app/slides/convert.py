@@ -71,8 +71,10 @@ def convert_to_omezarr(
         ``zstd-delta``: lossless, about a quarter smaller on H&E, a little slower to
         read; readers need numcodecs' ``Delta`` filter (zarr-python, napari-ome-zarr).
         ``lz4``: lossless, faster, larger. ``jpeg``: lossy (quality 90), a fraction of
-        the size, but readers must have imagecodecs' numcodecs codecs registered
-        (``imagecodecs.numcodecs.register_codecs()``); napari-ome-zarr alone cannot.
+        the size; readers need imagecodecs' JPEG codec, which SlideScope registers for
+        every numcodecs user through an entry point (napari-ome-zarr and ome-zarr-py open
+        it where SlideScope is installed; elsewhere call
+        ``imagecodecs.numcodecs.register_codecs()``).
         See :mod:`slidescope.app.slides.chunk_codec` for measured sizes.
     chunk : int
         Chunk width and height in pixels.

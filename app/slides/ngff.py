@@ -19,42 +19,81 @@ RGB_CHANNELS = [
 ]
 
 
-def multiscales(
+def multiscales_entry(
     name: str,
-    level_sizes: list[tuple[int, int]],
-    mpp: tuple[float, float] | None,
+    scales: list[tuple[float, float]],
+    unit: str | None,
+    channel: bool = True,
+    translations: list[tuple[float, float] | None] | None = None,
+    translation: tuple[float, float] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``multiscales`` entry for levels ``"0"``, ``"1"``, ... of ``(width, height)``.
+    """One ``multiscales`` entry: levels ``"0"``, ``"1"``, ... with (y, x) scales in ``unit``.
 
-    Scales are micrometres per pixel when the slide's mpp is known (level-0 mpp times the
-    level's downsample), else plain level-0 pixels per level pixel.
+    The one builder of NGFF multiscales metadata (slide pyramids and heatmap overlays).
+
+    Parameters
+    ----------
+    name : str
+        The image's name.
+    scales : list of (float, float)
+        Per level, the (y, x) size of one pixel in ``unit``.
+    unit : str or None
+        A UDUNITS-2 space unit (``"micrometer"``), or None for none.
+    channel : bool
+        Whether the arrays have a leading ``c`` axis (its scale is 1).
+    translations : list, optional
+        Per level, a (y, x) translation after the scale, or None for none.
+    translation : (float, float), optional
+        A translation of the whole multiscale (after each level's own transformations).
+    extra : dict, optional
+        Further keys of the entry (``type``, ``metadata``).
     """
-    unit = "micrometer" if mpp is not None else None
-    mx, my = mpp if mpp is not None else (1.0, 1.0)
-    w0, h0 = level_sizes[0]
-    axes: list[dict[str, str]] = [{"name": "c", "type": "channel"}]
+    axes: list[dict[str, str]] = [{"name": "c", "type": "channel"}] if channel else []
     for axis in ("y", "x"):
         entry = {"name": axis, "type": "space"}
         if unit:
             entry["unit"] = unit
         axes.append(entry)
-    datasets = [
-        {
-            "path": str(index),
-            "coordinateTransformations": [
-                {"type": "scale", "scale": [1.0, my * h0 / h, mx * w0 / w]}
-            ],
-        }
-        for index, (w, h) in enumerate(level_sizes)
-    ]
-    return {
-        "version": NGFF_VERSION,
-        "name": name,
-        "axes": axes,
-        "datasets": datasets,
-        "type": "mean",
-        "metadata": {"description": "2x2 mean where the source had no level of its own"},
-    }
+    lead = [1.0] if channel else []
+    datasets = []
+    for index, (sy, sx) in enumerate(scales):
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": [*lead, sy, sx]}]
+        shift = translations[index] if translations else None
+        if shift is not None:
+            transforms.append({"type": "translation", "translation": [*[0.0] * len(lead), *shift]})
+        datasets.append({"path": str(index), "coordinateTransformations": transforms})
+    result: dict[str, Any] = {"version": NGFF_VERSION, "name": name, "axes": axes}
+    result["datasets"] = datasets
+    if translation is not None:
+        result["coordinateTransformations"] = [
+            {"type": "translation", "translation": [*[0.0] * len(lead), *translation]}
+        ]
+    result.update(extra or {})
+    return result
+
+
+def multiscales(
+    name: str,
+    level_sizes: list[tuple[int, int]],
+    mpp: tuple[float, float] | None,
+) -> dict[str, Any]:
+    """The ``multiscales`` entry of a slide pyramid: levels of ``(width, height)``.
+
+    Scales are micrometres per pixel when the slide's mpp is known (level-0 mpp times the
+    level's downsample), else plain level-0 pixels per level pixel.
+    """
+    mx, my = mpp if mpp is not None else (1.0, 1.0)
+    w0, h0 = level_sizes[0]
+    return multiscales_entry(
+        name,
+        [(my * h0 / h, mx * w0 / w) for w, h in level_sizes],
+        "micrometer" if mpp is not None else None,
+        extra={
+            "type": "mean",
+            "metadata": {"description": "2x2 mean where the source had no level of its own"},
+        },
+    )
 
 
 def omero(name: str) -> dict[str, Any]:

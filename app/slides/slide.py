@@ -7,6 +7,7 @@ Coordinates are level-0 pixels, ``(x, y)`` from the top-left corner (DESIGN.md,
 from __future__ import annotations
 
 import hashlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -186,7 +187,7 @@ class Slide(ABC):
         ds = self.downsamples[level]
         shape = self.levels[level].shape
         lh, lw = int(shape[0]), int(shape[1])
-        lx, ly = int(np.floor(x0 / ds)), int(np.floor(y0 / ds))
+        lx, ly = math.floor(x0 / ds), math.floor(y0 / ds)
         ax0, ay0 = max(lx, 0), max(ly, 0)
         ax1, ay1 = min(lx + w, lw), min(ly + h, lh)
         with reading(self.path, f"a region of level {level}"):

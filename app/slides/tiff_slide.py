@@ -218,13 +218,13 @@ class TiffSlide(Slide):
         return self._pyramid[level]
 
     def close(self) -> None:
-        file = getattr(self, "_file", None)
+        file, tif = getattr(self, "_file", None), getattr(self, "_tif", None)
         if file is not None:
             file.close()
         if hasattr(self, "_cache"):
             self._cache.clear()
-        if getattr(self, "_tif", None) is not None:
-            self._tif.close()
+        if tif is not None:
+            tif.close()
 
     # -- for tiff_metadata -------------------------------------------------------------------
 

@@ -19,9 +19,12 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
+import imagecodecs
 import numpy as np
 from slidescope.app.slides.errors import CorruptSlideError
+from slidescope.app.slides.file_errors import FILE_ERRORS
 from slidescope.app.slides.tile_cache import TileCache
+from tifffile.tifffile import jpeg_decode_colorspace
 
 # Edge tiles only (see TileReader.read): a few dozen tiles of a few levels.
 DEFAULT_CACHE_BYTES = 16 * 1024 * 1024
@@ -96,6 +99,20 @@ class TileReader:
         self._decode = page.decode
         self._jpegtables = page.jpegtables
         self._jpegheader = getattr(page, "jpegheader", None)
+        self._tile_shape = (self.tile_height, self.tile_width, 3)
+        self._local = threading.local()
+        # 8-bit RGB JPEG tiles (nearly every slide): imagecodecs decodes them straight
+        # into a buffer, without tifffile's per-tile Python around it
+        self._jpeg: tuple[Any, Any] | None = None
+        if (
+            int(page.compression) == 7
+            and self.samples == 3
+            and int(page.bitspersample) == 8
+            and self._jpegheader is None
+        ):
+            self._jpeg = jpeg_decode_colorspace(
+                page.photometric, page.planarconfig, page.extrasamples, page.is_jfif
+            )
 
     @staticmethod
     def can_read(page: Any) -> bool:
@@ -135,15 +152,79 @@ class TileReader:
         )
 
     def tile(self, row: int, col: int) -> np.ndarray:
-        """The decoded tile at (row, column), ``(tile_height, tile_width, 3)`` uint8."""
+        """The decoded tile at (row, column), ``(tile_height, tile_width, 3)`` uint8, cached."""
         index = row * self.tiles_across + col
         key = (self.level, index)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
+        tile = self._decode_tile(index, row, col, None)
+        self.cache.put(key, tile)
+        return tile
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The window ``[y0:y1, x0:x1]`` (inside the level) as ``(h, w, 3)`` uint8.
+
+        A tile wholly inside the window is decoded into this thread's reused tile buffer
+        and copied once into the output, and not cached: on random access it would not be
+        asked for again, and keeping it would only push out what might be. A tile the window
+        only partly covers goes through the small cache, where the next, neighbouring read
+        (patches in raster order, panning) finds it.
+        """
+        th, tw = self.tile_height, self.tile_width
+        out = np.empty((max(y1 - y0, 0), max(x1 - x0, 0), 3), dtype=np.uint8)
+        if out.size == 0:
+            return out
+        buffer = None
+        caching = self.cache.max_bytes > 0  # a reader without a cache reuses its buffer
+        for row in range(y0 // th, (y1 - 1) // th + 1):
+            ty0 = row * th
+            sy0, sy1 = max(y0, ty0), min(y1, ty0 + th)
+            for col in range(x0 // tw, (x1 - 1) // tw + 1):
+                tx0 = col * tw
+                sx0, sx1 = max(x0, tx0), min(x1, tx0 + tw)
+                if not caching or (sy1 - sy0 == th and sx1 - sx0 == tw):
+                    if buffer is None:
+                        buffer = self._buffer()
+                    index = row * self.tiles_across + col
+                    tile = self._decode_tile(index, row, col, buffer)
+                else:
+                    tile = self.tile(row, col)
+                out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = tile[
+                    sy0 - ty0 : sy1 - ty0, sx0 - tx0 : sx1 - tx0
+                ]
+        return out
+
+    def _buffer(self) -> np.ndarray | None:
+        """This thread's tile buffer (JPEG RGB tiles only; other codecs allocate)."""
+        if self._jpeg is None:
+            return None
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = np.empty((self.tile_height, self.tile_width, 3), np.uint8)
+            self._local.buffer = buffer
+        return buffer
+
+    def _decode_tile(self, index: int, row: int, col: int, out: np.ndarray | None) -> np.ndarray:
+        """Decode tile ``index`` as ``(tile_height, tile_width, 3)``, into ``out`` if given."""
         if index in self.damaged:
             self._raise_damaged(index, row, col)
         data = self.file.read(self.offsets[index], self.counts[index])
+        if self._jpeg is not None:
+            try:
+                colorspace, outcolorspace = self._jpeg
+                return np.asarray(
+                    imagecodecs.jpeg8_decode(
+                        data,
+                        tables=self._jpegtables,
+                        colorspace=colorspace,
+                        outcolorspace=outcolorspace,
+                        shape=(self.tile_height, self.tile_width),
+                        out=out if out is not None else np.empty(self._tile_shape, np.uint8),
+                    )
+                )
+            except (*FILE_ERRORS, MemoryError):
+                pass  # not plain 8-bit JPEG after all: tifffile's decoder says why, below
         try:
             decoded, _, _ = self._decode(
                 data,
@@ -152,23 +233,18 @@ class TileReader:
                 jpegheader=self._jpegheader,
                 _fullsize=True,
             )
-        except Exception as error:  # any codec failure is damage in the file
+            tile = np.asarray(decoded).reshape(self.tile_height, self.tile_width, self.samples)
+        except (*FILE_ERRORS, MemoryError) as error:
             raise CorruptSlideError(
                 self.file.path,
                 f"tile {index} (row {row}, column {col}) of level {self.level} cannot be "
                 f"decoded ({type(error).__name__}: {error}); the file is damaged",
             ) from error
-        tile = np.asarray(decoded).reshape(self.tile_height, self.tile_width, self.samples)
         if self.samples == 1:
-            tile = np.repeat(tile, 3, axis=2)
-        elif self.samples == 4:
-            tile = np.ascontiguousarray(tile[..., :3])
-        self.cache.put(key, tile)
+            return np.repeat(tile, 3, axis=2)
+        if self.samples == 4:
+            return np.ascontiguousarray(tile[..., :3])
         return tile
-
-    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """The window ``[y0:y1, x0:x1]`` (inside the level) as ``(h, w, 3)`` uint8."""
-        return assemble(y0, y1, x0, x1, (self.tile_height, self.tile_width), self.tile)
 
 
 class ChunkReader:

@@ -81,15 +81,29 @@ def test_conversion_time_against_decoding_the_source(tmp_path: Path) -> None:
 
 @pytest.mark.benchmark
 def test_size_of_a_real_aperio_slide(aperio_svs: Path, tmp_path: Path) -> None:
+    """Output / source bytes (aim <= 1.5) and CPU / decode floor (aim <= 1.5), per codec.
+
+    The aims are not met by any lossless codec on a JPEG source (see chunk_codec); the
+    assertions hold the figures measured in this round so that a regression fails.
+    """
+    reader = pytest.importorskip("napari_ome_zarr")
     source_bytes = aperio_svs.stat().st_size
     print(f"\nconvert {aperio_svs.name} (H&E, {source_bytes / 1e6:.1f} MB)")
+    bounds = {"zstd": 7.0, "zstd-delta": 6.5, "lz4": 8.0, "jpeg": 3.5}
     for compression in ("zstd", "zstd-delta", "lz4", "jpeg"):
+        _base, base_cpu, _tiles = decode_level0_seconds(aperio_svs)
         out = tmp_path / f"aperio-{compression}.zarr"
-        seconds, _cpu = timed_conversion(aperio_svs, out, compression)
+        seconds, cpu = timed_conversion(aperio_svs, out, compression)
+        size = folder_bytes(out) / source_bytes
         print(
-            f"  {compression:10s} size zarr / svs = {folder_bytes(out) / source_bytes:.1f} "
-            f"({seconds:.1f} s)"
+            f"  {compression:10s} size zarr / svs = {size:.2f} (aim <= 1.5); CPU convert / "
+            f"decode floor = {cpu / base_cpu:.2f} (aim <= 1.5) ({seconds:.1f} s)"
         )
+        assert size <= bounds[compression]
+        # jpeg too: SlideScope's numcodecs entry point gives every reader the codec
+        layers = reader.napari_get_reader(str(out))(str(out))
+        assert layers
+        assert len(layers[0][0]) > 1
 
 
 def huge_tiff(path: Path, side: int) -> None:

@@ -90,6 +90,10 @@ def main() -> None:
         import slidescope.app.cli
         import slidescope.app.slides.tiff_slide  # noqa: F401
     terminal = os.dup(2)
+    # answers go to the parent on the original stdout; what the reader prints goes nowhere
+    answers = os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
     for line in sys.stdin:
         path = line.strip()
         with tempfile.TemporaryFile() as captured:
@@ -100,6 +104,7 @@ def main() -> None:
             except Exception as error:
                 kind, detail = _classify(error, reader)
             finally:
+                sys.stdout.flush()
                 sys.stderr.flush()
                 os.dup2(terminal, 2)
             captured.seek(0)
@@ -109,8 +114,8 @@ def main() -> None:
             lines = [t for t in stderr.splitlines() if t.strip()]
             detail = detail or (lines[0] if lines else "")
         answer = {"kind": kind, "detail": detail, "stderr": stderr[-2000:]}
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
 
 
 if __name__ == "__main__":

@@ -278,3 +278,22 @@ def test_cli_converts_and_reports(
     with open_slide(out) as slide:
         assert slide.dimensions == (1500, 1100)
     assert main(["convert", str(tmp_path / "missing.svs"), str(out), "--quiet"]) == 2
+
+
+def test_jpeg_pyramid_opens_in_a_reader_that_registers_nothing(
+    tmp_path: Path, aperio_svs: Path
+) -> None:
+    """The ``numcodecs.codecs`` entry point: a fresh process decodes imagecodecs' JPEG chunks."""
+    import subprocess
+    import sys
+
+    out = run_job(convert_to_omezarr(aperio_svs, tmp_path / "jpeg.ome.zarr", compression="jpeg"))
+    code = (
+        "import sys, numpy as np, zarr; a = zarr.open_group(sys.argv[1], mode='r')['0'];"
+        "print(int(np.asarray(a[:, 1000:1010, 1000:1010]).std() > 0))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip() == "1"

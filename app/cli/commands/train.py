@@ -166,28 +166,67 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--teacher-source self: plain epochs before masking (default: epochs/5)",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(_train_defaults=dict(_defaults_of(parser)))
+    _record_explicit(parser)
 
 
-def _defaults_of(parser: argparse.ArgumentParser) -> dict[str, Any]:
-    return {
-        action.dest: action.default
-        for action in parser._actions  # argparse has no public list of its options
-        if action.dest not in ("help",) and not action.required
-    }
+def _record_explicit(parser: argparse.ArgumentParser) -> None:
+    """Make every option note in ``args._explicit`` that the user typed it.
+
+    A preset fills the settings the user did not give; an option typed with its default
+    value (``--method plain``) is given all the same, which comparing values cannot tell.
+    """
+    for action in parser._actions:  # argparse has no public list of its actions
+        if not action.option_strings or action.dest == "help":
+            continue
+        base = type(action)
+
+        def call(self, parser, namespace, values, option_string=None, _base=base):  # type: ignore[no-untyped-def]
+            explicit = set(getattr(namespace, "_explicit", None) or ())
+            namespace._explicit = explicit | {self.dest}
+            _base.__call__(self, parser, namespace, values, option_string)
+
+        action.__class__ = type(f"Explicit{base.__name__}", (base,), {"__call__": call})
+
+
+#: options whose setting has another name in TrainingConfig / MHIMConfig
+_RENAMED = {
+    "no_recycle": "mhim.recycle",
+    "no_mask_ratio_high_decay": "mhim.mask_ratio_high_decay",
+    "mhim_warmup_epochs": "mhim.warmup_epochs",
+    "model_arg": "model_kwargs",
+    "cache_gb": "cache_bytes",
+    "no_resume": "resume",
+}
+
+
+def _explicit_settings(args: argparse.Namespace) -> set[str]:
+    import dataclasses
+
+    from slidescope.models.training.config import MHIMConfig, TrainingConfig
+
+    top = {f.name for f in dataclasses.fields(TrainingConfig)}
+    inner = {f.name for f in dataclasses.fields(MHIMConfig)}
+    settings = set()
+    for dest in getattr(args, "_explicit", None) or ():
+        name = _RENAMED.get(dest, dest)
+        if name in top or name.startswith("mhim."):
+            settings.add(name)
+        elif name in inner:
+            settings.add(f"mhim.{name}")
+    return settings
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """Build a :class:`TrainingConfig` from parsed arguments (with its preset applied)."""
-    from slidescope.models.training.presets import apply_preset, explicit_settings
+    """Build a :class:`TrainingConfig` from parsed arguments (with its preset applied).
+
+    Options the user typed win over the preset's settings.
+    """
+    from slidescope.models.training.presets import apply_preset
 
     config = _config(args)
     if args.preset is None:
         return config
-    # What the user typed wins over the preset: the settings that differ from the
-    # options' defaults.
-    defaults = argparse.Namespace(**{**vars(args), **args._train_defaults})
-    return apply_preset(config, args.preset, explicit_settings(config, _config(defaults)))
+    return apply_preset(config, args.preset, _explicit_settings(args))
 
 
 def _config(args: argparse.Namespace) -> Any:

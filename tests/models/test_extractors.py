@@ -232,3 +232,37 @@ def test_timm_names_need_timm() -> None:
 def test_timm_model_by_name() -> None:  # pragma: no cover - timm is optional
     extractor = create_extractor("timm:resnet18", allow_random=True)
     assert _run(extractor, _patches(1, 224)).shape == (1, extractor.feature_dim)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7, 9])
+def test_builtin_window_filters_match_pooling(k: int) -> None:
+    from slidescope.models.extractors import builtin as b
+
+    x = torch.rand(3, 1, 23, 17)
+    # reference: k x k maximum over the window [i - k//2, i + k - 1 - k//2], borders ignored
+    lo, hi = k // 2, k - 1 - k // 2
+    padded = torch.nn.functional.pad(x, (lo, hi, lo, hi), value=float("-inf"))
+    reference = torch.nn.functional.max_pool2d(padded, k, stride=1)
+    assert torch.equal(b._window_max(x, k), reference)
+    mask = x > 0.4
+    assert torch.equal(b._window_max_bool(mask, k), reference > 0.4)
+    eroded = -torch.nn.functional.max_pool2d(
+        torch.nn.functional.pad(-mask.float(), (lo, hi, lo, hi), value=float("-inf")), k, stride=1
+    )
+    assert torch.equal(b._window_min_bool(mask, k), eroded > 0.5)
+
+
+def test_builtin_prepare_pools_like_averaging_the_float_patch() -> None:
+    from slidescope.models.extractors.base import FeatureExtractor
+
+    extractor = create_extractor("builtin")
+    patches = torch.randint(0, 256, (2, 128, 96, 3), dtype=torch.uint8)
+    pooled = extractor.prepare(patches)
+    reference = torch.nn.functional.avg_pool2d(FeatureExtractor.prepare(extractor, patches), 2)
+    assert pooled.shape == (2, 3, 64, 48)
+    assert torch.allclose(pooled, reference, atol=1e-6)
+    # odd and small patches take the general path and still give every feature, finite
+    for shape in ((1, 65, 67, 3), (1, 40, 40, 3)):
+        features = _run(extractor, torch.randint(0, 256, shape, dtype=torch.uint8))
+        assert features.shape == (1, BUILTIN_DIM)
+        assert torch.isfinite(features).all()

@@ -1,10 +1,12 @@
 """Remake ``demo_model.safetensors``: the bundled demo checkpoint, end to end.
 
-Run ``python -m slidescope.resources.make_demo_model`` (about 10 minutes on 2 CPU cores).
-It uses nothing but SlideScope's own command line, exactly as a user would:
+Run ``make demo-model`` or ``python tools/make_demo_model.py`` (a build script: it lives
+outside the package, as ``resources`` holds data only). It uses nothing but SlideScope's
+own command line, exactly as a user would:
 
-1. ``slidescope demo-slide`` writes procedural H&E demo slides of the seeds below (some
-   with planted lesions, some without); none is the seed the demo or the tests show;
+1. ``slidescope demo-slide`` writes procedural H&E demo slides of varied sizes, seeds
+   and lesion counts (one-lesion slides, whose lesion may be small, on purpose; slides
+   without lesions); none is a seed the demo or the tests show;
 2. ``slidescope extract --extractor builtin`` extracts their patch features;
 3. ``slidescope train`` trains an ABMIL model on the labels "lesion present or not";
 4. the checkpoint is copied here with ``demo_model.json``, which records how it was made.
@@ -27,10 +29,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-#: seeds are tried from FIRST_SEED upwards until each label has its count; a seed's label is
-#: read from the lesion outlines the generator writes ("lesion" if any, else "normal")
+#: seeds are tried from FIRST_SEED upwards until each (label, split) has its count; a
+#: seed's lesion count is known before drawing (``planned_lesion_count``) and its label
+#: read from the outlines the generator writes ("lesion" if any, else "normal")
 FIRST_SEED = 1000
-PER_LABEL = {"train": 6, "val": 1}
+PER_LABEL = {"train": 7, "val": 2}
+#: at least this many of the training lesion slides have exactly one lesion: a model
+#: trained on many-lesion slides learns "lots of dense tissue", not "a lesion"
+ONE_LESION_TRAIN = 4
+#: slide sizes, taken in turn: the model must not learn one slide size or tissue amount
+SIZES = ((8_192, 6_144), (10_240, 8_192), (12_288, 9_216))
+#: the size the unseen-seed test of tests/app/test_demo_model.py draws
 WIDTH, HEIGHT, SLIDE_MPP = 10_240, 8_192, 0.25
 #: patch geometry: 128 px at 0.5 µm/px = 256 level-0 px, a fine heatmap on small slides
 PATCH_PX, TARGET_MPP = 128, 0.5
@@ -50,7 +59,8 @@ TRAIN_ARGS = (
 #: seeds the model never saw, shown by the demo and checked by tests/app/test_demo_model.py
 UNSEEN_SEEDS = (7, 2024)
 
-HERE = Path(__file__).resolve().parent
+#: the package's resources folder, where the checkpoint goes
+HERE = Path(__file__).resolve().parent.parent / "resources"
 
 
 def slidescope(*args: str) -> None:
@@ -73,21 +83,36 @@ def make(work: Path, out: Path) -> dict[str, object]:
     wanted = {
         (label, split): n for split, n in PER_LABEL.items() for label in ("lesion", "normal")
     }
+    from slidescope.app.demo.layout import planned_lesion_count
+
+    sizes: dict[int, tuple[int, int]] = {}
+    one_lesion = 0
     seed = FIRST_SEED
     while any(wanted.values()):
+        count = planned_lesion_count(seed)
+        label = "lesion" if count else "normal"
+        split = next((sp for (lb, sp), n in wanted.items() if lb == label and n > 0), None)
+        needs_one = split == "train" and label == "lesion" and one_lesion < ONE_LESION_TRAIN
+        # keep the first training lesion slides for one-lesion seeds until there are enough
+        if split is None or (
+            needs_one and count != 1 and wanted[(label, split)] <= ONE_LESION_TRAIN - one_lesion
+        ):
+            seed += 1
+            continue
+        one_lesion += int(split == "train" and count == 1)
+        width, height = SIZES[len(seeds) % len(SIZES)]
         path = slides / f"demo_{seed}.tiff"
         if not path.exists():
             slidescope(
-                "demo-slide", str(path), "--width", str(WIDTH), "--height", str(HEIGHT),
+                "demo-slide", str(path), "--width", str(width), "--height", str(height),
                 "--seed", str(seed), "--mpp", str(SLIDE_MPP), "--quiet",
             )  # fmt: skip
         lesions = json.loads(path.with_name(f"{path.stem}.lesions.geojson").read_text())
-        label = "lesion" if lesions["features"] else "normal"
-        split = next((sp for (lb, sp), n in wanted.items() if lb == label and n > 0), None)
-        if split is not None:
-            wanted[(label, split)] -= 1
-            seeds.append((seed, label, split))
-            rows.append(f"demo_{seed},{label},{split}")
+        assert bool(lesions["features"]) == (label == "lesion"), seed
+        wanted[(label, split)] -= 1
+        seeds.append((seed, label, split))
+        sizes[seed] = (width, height)
+        rows.append(f"demo_{seed},{label},{split}")
         seed += 1
     made_slides = time.perf_counter()
     slidescope(
@@ -112,7 +137,7 @@ def make(work: Path, out: Path) -> dict[str, object]:
     shutil.copyfile(checkpoint, target)
     record = {
         "what": "SlideScope demo checkpoint: ABMIL on builtin features, lesion vs normal",
-        "remake": "python -m slidescope.resources.make_demo_model",
+        "remake": "make demo-model  (python tools/make_demo_model.py)",
         "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
         "bytes": target.stat().st_size,
         "architecture": meta.architecture,
@@ -125,7 +150,17 @@ def make(work: Path, out: Path) -> dict[str, object]:
             "width": WIDTH,
             "height": HEIGHT,
             "mpp": SLIDE_MPP,
-            "seeds": [{"seed": sd, "label": lb, "split": sp} for sd, lb, sp in seeds],
+            "seeds": [
+                {
+                    "seed": sd,
+                    "label": lb,
+                    "split": sp,
+                    "width": sizes[sd][0],
+                    "height": sizes[sd][1],
+                    "lesions": planned_lesion_count(sd),
+                }
+                for sd, lb, sp in seeds
+            ],
             "label": "lesion if the slide has at least one planted lesion, else normal",
             "unseen_seeds_for_demo_and_tests": list(UNSEEN_SEEDS),
         },

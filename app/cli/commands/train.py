@@ -49,10 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="abmil",
         help=(
             "registry name: abmil, abmil_gated, transmil, dsmil, clam_sb, mean_pool, "
-            "max_pool, instance_max. For strict (standard) MIL — a bag is positive if and "
-            "only if one instance is, e.g. a metastasis — pick instance_max: it is the only "
-            "model whose positive score cannot be lowered by other instances or depend on "
-            "instance counts; attention models can learn such shortcuts"
+            "max_pool, instance_max, concept_presence. Keep the MIL assumption (a bag is "
+            "positive because of what it holds, e.g. a metastasis): concept_presence and "
+            "instance_max only — no other instance can lower their positive score and "
+            "instance counts do not matter; concept_presence can also require several "
+            "findings together. The others can learn such shortcuts (slidescope mil-tests)"
         ),
     )
     model.add_argument(

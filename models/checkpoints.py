@@ -21,6 +21,11 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+from slidescope.models.checkpoint_validation import (
+    WeightShapeError,
+    check_finite,
+    validate_meta,
+)
 from slidescope.models.errors import CheckpointError
 from slidescope.models.files import atomic_path
 from slidescope.models.mil.base import MILModel
@@ -215,7 +220,9 @@ def read_meta(path: str | os.PathLike[str]) -> CheckpointMeta:
             f"{path.name}: a safetensors file without SlideScope metadata; it is not a "
             "SlideScope checkpoint (load bare weights with load_state_dict_file)"
         )
-    return CheckpointMeta.from_json(metadata[METADATA_KEY], source=path.name)
+    meta = CheckpointMeta.from_json(metadata[METADATA_KEY], source=path.name)
+    validate_meta(meta, path.name)
+    return meta
 
 
 def _split(tensors: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -227,7 +234,13 @@ def _split(tensors: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Ten
 
 
 def _load_strict(model: nn.Module, state: dict[str, Tensor], source: str, what: str) -> None:
-    """Load ``state`` into ``model`` or raise a CheckpointError saying what differs."""
+    """Load ``state`` into ``model`` or raise a WeightShapeError saying what differs."""
+    _check_shapes(model, state, source, what)
+    model.load_state_dict(state, strict=True)
+
+
+def _check_shapes(model: nn.Module, state: dict[str, Tensor], source: str, what: str) -> None:
+    """Raise :class:`WeightShapeError` unless ``state`` has exactly ``model``'s tensors."""
     expected = model.state_dict()
     missing = sorted(expected.keys() - state.keys())
     unexpected = sorted(state.keys() - expected.keys())
@@ -244,8 +257,7 @@ def _load_strict(model: nn.Module, state: dict[str, Tensor], source: str, what: 
     if shapes:
         problems.append("shape mismatch: " + "; ".join(shapes[:5]))
     if problems:
-        raise CheckpointError(f"{source}: its weights do not fit {what}: " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
+        raise WeightShapeError(f"{source}: its weights do not fit {what}: " + "; ".join(problems))
 
 
 def load_checkpoint(path: str | os.PathLike[str], device: str = "cpu") -> LoadedCheckpoint:
@@ -277,6 +289,15 @@ def load_checkpoint(path: str | os.PathLike[str], device: str = "cpu") -> Loaded
             raise CheckpointError(f"{path.name}: cannot rebuild its model: {error}") from None
 
     what = f"{meta.architecture} (in_dim={meta.in_dim}, n_classes={meta.n_classes})"
+    check_finite(student_state, path.name, "the model")
+    check_finite(teacher_state, path.name, "the MHIM teacher")
+    # the shapes are compared on a model without storage first, so that metadata that
+    # does not fit the weights is refused before any allocation of its own size
+    with torch.device("meta"):
+        skeleton = build()
+    _check_shapes(skeleton, student_state, path.name, what)
+    if teacher_state:
+        _check_shapes(skeleton, teacher_state, path.name, f"the teacher {what}")
     model = build()
     _load_strict(model, student_state, path.name, what)
     teacher = None
@@ -311,6 +332,7 @@ def load_into(model: MILModel, path: str | os.PathLike[str]) -> CheckpointMeta:
             f"model expects {model.in_dim}"
         )
     student_state, _ = _split(load_file(str(path), device="cpu"))
+    check_finite(student_state, path.name, "the model")
     device = next(iter(model.state_dict().values())).device
     _load_strict(
         model,

@@ -3,7 +3,7 @@ prediction, per-instance attention and class-aware instance probabilities.
 
 Importing this package registers every built-in model (one module per model):
 ``mean_pool``, ``max_pool``, ``abmil``, ``abmil_gated``, ``transmil``, ``dsmil``,
-``clam_sb``, ``instance_max``.
+``clam_sb``, ``instance_max``, ``concept_presence``.
 
 The standard MIL assumption
 ---------------------------
@@ -15,8 +15,12 @@ instances of a kind a bag holds does not matter. Only models in
 * ``instance_max`` (mi-Net): per-instance evidence scores, max-pooled. Adding instances
   can only raise a bag's positive score; repeating instances changes nothing. It passes
   the algorithmic unit tests of Raff & Holt (NeurIPS 2023; see
-  ``tests/models/test_mil_assumption.py``): presence with a negative-indicative "poison"
-  instance, false-frequency reliance, and two concepts.
+  ``slidescope mil-tests``) on the poison test, but it cannot require two concepts
+  together (threshold test) and fails the false-frequency test.
+* ``concept_presence``: per-instance concept scores, max-pooled into concept presences,
+  combined by a network with non-negative weights. Monotone in instances and blind to
+  repetition like ``instance_max``, and able to require concept A *and* concept B: it
+  passes all three of Raff & Holt's tests (poison, threshold, false frequency).
 
 Every other model pools with a softmax attention or a learnt linear read-out over pooled
 features, so an instance can lower the bag's positive score: ABMIL, gated ABMIL,
@@ -34,6 +38,7 @@ from __future__ import annotations
 from slidescope.models.mil import (  # noqa: F401
     abmil,
     clam,
+    concept_presence,
     dsmil,
     instance_max,
     pooling,
@@ -43,7 +48,7 @@ from slidescope.models.mil.base import MILModel, MILOutput
 from slidescope.models.mil.registry import create_model, list_models, register_model
 
 #: models whose bag score respects the standard MIL assumption by construction
-STANDARD_MIL_MODELS: frozenset[str] = frozenset({"instance_max"})
+STANDARD_MIL_MODELS: frozenset[str] = frozenset({"instance_max", "concept_presence"})
 
 __all__ = [
     "STANDARD_MIL_MODELS",

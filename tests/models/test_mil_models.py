@@ -22,6 +22,7 @@ EXPECTED = {
     "dsmil",
     "clam_sb",
     "instance_max",
+    "concept_presence",
 }
 
 

@@ -36,10 +36,11 @@ def _models_help() -> str:
     from slidescope.models.mil.registry import list_models
 
     return (
-        f"registry name: {', '.join(list_models())}. For strict (standard) MIL — a bag is "
-        "positive if and only if one instance is, e.g. a metastasis — pick instance_max: "
-        "it is the only model whose positive score cannot be lowered by other instances "
-        "or depend on instance counts; attention models can learn such shortcuts"
+        f"registry name: {', '.join(list_models())}. Keep the MIL assumption (a bag is "
+        "positive because of what it holds, e.g. a metastasis): concept_presence and "
+        "instance_max only — no other instance can lower their positive score and instance "
+        "counts do not matter; concept_presence can also require several findings "
+        "together. The others can learn such shortcuts (see slidescope mil-tests)"
     )
 
 

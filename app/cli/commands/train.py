@@ -190,7 +190,9 @@ def run(args: argparse.Namespace) -> int:
             if key.startswith("test_") and key[5:] in _SHOWN:
                 print(f"  test {key[5:]}: {stats['mean']:.4f} ± {stats['std']:.4f}")
         return 0
-    result = run_with_progress(train(config), f"train {args.model} ({args.method})", args.quiet)
+    result = run_with_progress(
+        train(config), f"train {args.model} ({args.method})", args.quiet
+    )
     print(f"model: {result.path}")
     for key, value in result.metrics.items():
         print(f"  {key}: {_format(value)}")

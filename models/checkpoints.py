@@ -63,6 +63,10 @@ class CheckpointMeta:
         Validation / test metrics.
     threshold : float or None
         Decision threshold chosen on validation data.
+    feature_stats : dict
+        Statistics of the training features (:func:`slidescope.models.ood.feature_stats`)
+        that tell whether a slide is outside the model's experience; empty for models
+        trained before they were kept.
     created : str
         ISO 8601 time of creation (UTC).
     format_version : int
@@ -81,6 +85,7 @@ class CheckpointMeta:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     threshold: float | None = None
+    feature_stats: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     format_version: int = FORMAT_VERSION
 

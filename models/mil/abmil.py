@@ -12,6 +12,7 @@ import torch
 from slidescope.models.mil.base import (
     MILModel,
     MILOutput,
+    check_choice,
     instance_probabilities,
     join_tokens,
     real_attention,
@@ -29,6 +30,16 @@ def instance_embedding(
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), activation, nn.Dropout(dropout))
 
 
+def xavier_init(module: nn.Module) -> None:
+    """Xavier-normal weights and zero biases for every Linear layer (the reference's
+    ``initialize_weights``)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_normal_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
 class AttentionScore(nn.Module):
     """Unnormalised attention score of each instance, plain or gated.
 
@@ -39,19 +50,35 @@ class AttentionScore(nn.Module):
     attention_dim : int
         Size of the attention network's hidden layer.
     gated : bool
-        Multiply the tanh branch by a sigmoid gate (Ilse et al.'s gated attention).
+        Multiply the value branch by a sigmoid gate (Ilse et al.'s gated attention).
     dropout : float
         Dropout on the attention network's hidden layer.
+    act : str
+        Activation of the value branch: ``tanh`` (Ilse et al.) or ``relu`` (the MHIM-MIL
+        reference code's ABMIL).
+    bias : bool
+        Biases in the attention network (the reference has none).
     """
 
-    def __init__(self, hidden_dim: int, attention_dim: int, gated: bool, dropout: float) -> None:
+    def __init__(
+        self,
+        hidden_dim: int,
+        attention_dim: int,
+        gated: bool,
+        dropout: float,
+        act: str = "tanh",
+        bias: bool = True,
+    ) -> None:
         super().__init__()
-        self.value = nn.Sequential(nn.Linear(hidden_dim, attention_dim), nn.Tanh())
+        activation: nn.Module = nn.ReLU() if act == "relu" else nn.Tanh()
+        self.value = nn.Sequential(nn.Linear(hidden_dim, attention_dim, bias=bias), activation)
         self.gate = (
-            nn.Sequential(nn.Linear(hidden_dim, attention_dim), nn.Sigmoid()) if gated else None
+            nn.Sequential(nn.Linear(hidden_dim, attention_dim, bias=bias), nn.Sigmoid())
+            if gated
+            else None
         )
         self.dropout = nn.Dropout(dropout)
-        self.score = nn.Linear(attention_dim, 1)
+        self.score = nn.Linear(attention_dim, 1, bias=bias)
 
     def forward(self, h: Tensor) -> Tensor:
         """(N, H) -> (N,) raw scores (before the softmax over instances)."""
@@ -80,6 +107,19 @@ class ABMIL(MILModel):
         Dropout after the instance embedding and inside the attention network.
     act : str
         Activation of the instance embedding, ``"relu"`` or ``"gelu"``.
+    attention_act : str
+        ``tanh`` or ``relu`` (value branch of the attention network).
+    attention_bias : bool
+        Biases in the attention network.
+    attention_dropout : float or None
+        Dropout inside the attention network (None: ``dropout``).
+    init : str
+        ``default`` (torch's) or ``xavier`` (the reference's xavier-normal, zero bias).
+
+    Notes
+    -----
+    ``models.mil.reference.REFERENCE_KWARGS["abmil"]`` gives the MHIM-MIL reference
+    code's ABMIL: 128-d bias-free ReLU attention without dropout, xavier init.
     """
 
     def __init__(
@@ -91,12 +131,27 @@ class ABMIL(MILModel):
         gated: bool = False,
         dropout: float = 0.25,
         act: str = "relu",
+        attention_act: str = "tanh",
+        attention_bias: bool = True,
+        attention_dropout: float | None = None,
+        init: str = "default",
     ) -> None:
         super().__init__(in_dim, n_classes, hidden_dim)
+        check_choice("attention_act", attention_act, ("tanh", "relu"))
+        check_choice("init", init, ("default", "xavier"))
         attention_dim = attention_dim or max(hidden_dim // 2, 1)
         self.embedding = instance_embedding(in_dim, hidden_dim, dropout, act)
-        self.attention = AttentionScore(hidden_dim, attention_dim, gated, dropout)
+        self.attention = AttentionScore(
+            hidden_dim,
+            attention_dim,
+            gated,
+            dropout if attention_dropout is None else attention_dropout,
+            act=attention_act,
+            bias=attention_bias,
+        )
         self.classifier = nn.Linear(hidden_dim, n_classes)
+        if init == "xavier":
+            xavier_init(self)
 
     def embed_hidden(self, x: Tensor) -> Tensor:
         return self.embedding(x)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from slidescope.models.errors import ModelError
 from torch import Tensor, nn
 
 
@@ -56,6 +57,9 @@ class MILModel(nn.Module):
 
     def __init__(self, in_dim: int, n_classes: int, hidden_dim: int) -> None:
         super().__init__()
+        check_size("in_dim", in_dim)
+        check_size("n_classes", n_classes)
+        check_size("hidden_dim", hidden_dim)
         self.in_dim = in_dim
         self.n_classes = n_classes
         self.hidden_dim = hidden_dim
@@ -94,6 +98,35 @@ class MILModel(nn.Module):
 
     def forward(self, x: Tensor, tokens: Tensor | None = None) -> MILOutput:
         return self.aggregate(self.embed(x), tokens)
+
+
+#: the largest layer size a MIL model accepts: 65,536 is already 64x the usual 1,024; a
+#: larger hidden size is a typo (hidden_dim=1e7 would ask for terabytes of weights)
+MAX_SIZE = 65_536
+
+
+class ModelSettingError(ModelError, ValueError):
+    """A MIL model's architecture setting is out of range or unknown."""
+
+
+def check_size(name: str, value: object) -> None:
+    """Refuse a layer size that is not an integer in [1, :data:`MAX_SIZE`].
+
+    Raises
+    ------
+    ModelSettingError
+        Naming the setting and the range.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+        raise ModelSettingError(
+            f"{name} must be a whole number from 1 to {MAX_SIZE:,}, got {value!r}"
+        )
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """Refuse a setting that is not one of ``choices``."""
+    if value not in choices:
+        raise ModelSettingError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def require_instances(h: Tensor, who: str) -> None:

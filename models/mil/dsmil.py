@@ -27,7 +27,13 @@ import math
 
 import torch
 from slidescope.models.mil.abmil import instance_embedding
-from slidescope.models.mil.base import MILModel, MILOutput, join_tokens, require_instances
+from slidescope.models.mil.base import (
+    MILModel,
+    MILOutput,
+    check_size,
+    join_tokens,
+    require_instances,
+)
 from slidescope.models.mil.registry import register_model
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -53,6 +59,10 @@ class DSMIL(MILModel):
         off by default as in DSMIL).
     act : str
         ``"relu"`` or ``"gelu"``.
+    logit_fusion : bool
+        Predict with the mean of the bag logits and the max-pooled instance logits, as
+        DSMIL and the MHIM-MIL reference do (the max-instance loss is then part of the
+        prediction rather than only a regulariser).
     """
 
     #: weight of :meth:`instance_loss` beside the bag cross-entropy
@@ -67,14 +77,23 @@ class DSMIL(MILModel):
         dropout: float = 0.25,
         passing_v: bool = False,
         act: str = "relu",
+        logit_fusion: bool = False,
     ) -> None:
         super().__init__(in_dim, n_classes, hidden_dim)
+        check_size("q_dim", q_dim)
+        self.logit_fusion = bool(logit_fusion)
         self.embedding = instance_embedding(in_dim, hidden_dim, dropout, act)
         self.instance_classifier = nn.Linear(hidden_dim, n_classes)
         self.query = nn.Sequential(
             nn.Linear(hidden_dim, q_dim), nn.ReLU(), nn.Linear(q_dim, q_dim), nn.Tanh()
         )
-        self.value: nn.Module = nn.Linear(hidden_dim, hidden_dim) if passing_v else nn.Identity()
+        # DSMIL's passing_v: a value map Linear + ReLU (the reference's ``nn.Sequential(
+        # nn.Dropout(0), nn.Linear(H, H), nn.ReLU())``).
+        self.value: nn.Module = (
+            nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU())
+            if passing_v
+            else nn.Identity()
+        )
         self.classifier = nn.Conv1d(n_classes, n_classes, kernel_size=hidden_dim)
         self.bag_dim = n_classes * hidden_dim
 
@@ -95,6 +114,8 @@ class DSMIL(MILModel):
         v = self.value(everything)  # (M, H)
         bag = weights.T @ v  # (C, H)
         logits = self.classifier(bag.unsqueeze(0)).reshape(-1)  # (C,)
+        if self.logit_fusion:
+            logits = 0.5 * (logits + instance_logits.max(dim=0).values)
 
         # Per-instance share of the class-wise classifier: W (C, C, H) applied to A_ik v_i.
         kernel = self.classifier.weight  # (C_out, C_in, H)

@@ -24,6 +24,8 @@ from slidescope.models.mil.abmil import instance_embedding
 from slidescope.models.mil.base import (
     MILModel,
     MILOutput,
+    ModelSettingError,
+    check_size,
     instance_probabilities,
     join_tokens,
     require_instances,
@@ -87,6 +89,16 @@ class TransMIL(MILModel):
         Dropout after the instance embedding and on the attention output.
     act : str
         ``"relu"`` or ``"gelu"``.
+    attention_dropout : float or None
+        Dropout on the attention output (None: ``dropout``; the reference: 0.1).
+    attention_layer : int
+        Whose class-token attention scores the instances (MHIM's masking and the
+        heatmaps): 1 the last layer, 0 the first (the reference's ``attn_layer=0``).
+
+    Notes
+    -----
+    ``models.mil.reference.REFERENCE_KWARGS["transmil"]`` gives the MHIM-MIL reference
+    code's TransMIL: 512-d tokens, 256 landmarks, attention dropout 0.1.
     """
 
     def __init__(
@@ -98,14 +110,26 @@ class TransMIL(MILModel):
         n_landmarks: int | None = None,
         dropout: float = 0.25,
         act: str = "relu",
+        attention_dropout: float | None = None,
+        attention_layer: int = 1,
     ) -> None:
         super().__init__(in_dim, n_classes, hidden_dim)
+        check_size("n_heads", n_heads)
+        if hidden_dim % n_heads:
+            raise ModelSettingError(
+                f"hidden_dim ({hidden_dim}) must be divisible by n_heads ({n_heads})"
+            )
+        if attention_layer not in (0, 1):
+            raise ModelSettingError(f"attention_layer must be 0 or 1, got {attention_layer!r}")
         landmarks = n_landmarks or landmarks_for(hidden_dim)
+        check_size("n_landmarks", landmarks)
+        attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.attention_layer = attention_layer
         self.embedding = instance_embedding(in_dim, hidden_dim, dropout, act)
         self.cls_token = nn.Parameter(torch.randn(1, hidden_dim) * 0.02)
-        self.layer1 = TransLayer(hidden_dim, n_heads, landmarks, dropout)
+        self.layer1 = TransLayer(hidden_dim, n_heads, landmarks, attention_dropout)
         self.position = PPEG(hidden_dim)
-        self.layer2 = TransLayer(hidden_dim, n_heads, landmarks, dropout)
+        self.layer2 = TransLayer(hidden_dim, n_heads, landmarks, attention_dropout)
         self.norm = nn.LayerNorm(hidden_dim)
         self.classifier = nn.Linear(hidden_dim, n_classes)
 
@@ -122,9 +146,12 @@ class TransMIL(MILModel):
         # TransMIL completes the square grid by repeating the first instances.
         grid = torch.cat([everything, everything[:extra]]) if extra else everything
         x = torch.cat([self.cls_token.to(h), grid])
+        if self.attention_layer == 0:
+            row = self.layer1.class_token_attention(x)[1:]  # over the grid tokens
         x = self.layer1(x)
         x = self.position(x, side)
-        row = self.layer2.class_token_attention(x)[1:]  # over the grid tokens
+        if self.attention_layer == 1:
+            row = self.layer2.class_token_attention(x)[1:]
         x = self.norm(self.layer2(x))
 
         weights = row[:m]

@@ -9,6 +9,7 @@ random masking ratio whose instances the recycle network summarises.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,16 @@ METHODS = ("plain", "mhim")
 TASKS = ("classification", "survival")
 BALANCE = ("weights", "sampling", "none")
 MASK_SCORES = ("attention", "cls_prob")
+#: where the MHIM teacher comes from without ``teacher_init``: ``plain`` trains a plain
+#: model on the run's own training slides first (the paper's procedure), ``self`` warms
+#: the student up with plain epochs inside the run and copies it
+TEACHER_SOURCES = ("plain", "self")
+#: the reference's ``init_stu_type``: what of the plain model the student starts from
+STUDENT_INITS = ("none", "fc", "all")
+TEACHER_MODES = ("eval", "train")
+#: validation figures a run can select its model by; ``auto``: AUC for two classes,
+#: balanced accuracy for more, c-index for survival
+SELECTION_METRICS = ("auto", "auc", "loss", "accuracy", "balanced_accuracy", "c_index")
 
 
 class TrainingConfigError(ModelError, ValueError):
@@ -56,23 +67,37 @@ class MHIMConfig:
     recycle : bool
         Summarise the randomly masked instances into global tokens (journal version).
     recycle_tokens : int
-        k, number of global tokens.
+        k, number of global tokens (reference ``merge_k``: 1).
     recycle_heads : int
-        Heads of the recycle cross-attention.
+        Heads of the recycle cross-attention (reference: 8, of 64 channels each at 512-d).
+    recycle_dropout : float
+        Dropout on the recycle attention weights (reference: 0.1).
     recycle_momentum : float
-        EMA momentum of the learnable global queries.
+        EMA momentum of the global queries (reference ``merge_mm``: 0.9998-0.9999).
+    merge_ratio : float
+        Share of the randomly masked instances the recycle network summarises, drawn at
+        random per step (1.0: all of them).
     recycle_source : str
-        Whose hidden instances the recycle network summarises: ``teacher`` (default;
-        computed anyway, so the student embeds only the kept instances — MHIM then costs
-        about as much as plain training) or ``student`` (the reference code's path: the
-        student embeds the whole bag and the recycled instances train its embedding).
+        Whose hidden instances the recycle network summarises: ``student`` (the
+        reference: the student embeds the whole bag and the recycled instances train its
+        embedding through the tokens) or ``teacher`` (cheaper: the student embeds only
+        the kept instances and the tokens summarise the teacher's hidden instances).
+    teacher_source : str
+        Without ``teacher_init``: ``plain`` (default, as the paper) trains a plain model
+        on this run's training slides first and starts the teacher from it; ``self``
+        trains ``warmup_epochs`` plain epochs inside the run and copies the student.
+    teacher_epochs : int or None
+        Epochs of the plain teacher run (None: the run's epochs).
+    init_student : str
+        The reference's ``init_stu_type``: ``none`` (the student starts from scratch),
+        ``fc`` (only the instance embedding is copied from the plain model; the
+        published commands) or ``all``.
+    teacher_mode : str
+        ``eval`` (dropout off in the teacher's forward) or ``train`` (dropout on, as a
+        teacher module left in training mode).
     warmup_epochs : int or None
-        Epochs of plain training before masking starts; at their end the teacher is a
-        copy of the student. The paper initialises the teacher from a plain-trained model
-        (``teacher_init``); without one, a teacher of random weights that moves with
-        momentum 0.9999 would mask at random and pull the student towards noise, so the
-        run trains its own plain start. None: 0 with ``teacher_init``, else a fifth of
-        the epochs (at least 1).
+        ``teacher_source="self"`` only: plain epochs before masking starts (None: a
+        fifth of the epochs, at least 1).
     """
 
     mask_ratio_high: float = 0.01
@@ -87,10 +112,16 @@ class MHIMConfig:
     momentum: float = 0.9999
     momentum_final: float | None = None
     recycle: bool = True
-    recycle_tokens: int = 10
-    recycle_heads: int = 4
-    recycle_momentum: float = 0.9
-    recycle_source: str = "teacher"
+    recycle_tokens: int = 1
+    recycle_heads: int = 8
+    recycle_dropout: float = 0.1
+    recycle_momentum: float = 0.9999
+    merge_ratio: float = 1.0
+    recycle_source: str = "student"
+    teacher_source: str = "plain"
+    teacher_epochs: int | None = None
+    init_student: str = "fc"
+    teacher_mode: str = "eval"
     warmup_epochs: int | None = None
 
     def validate(self) -> None:
@@ -112,8 +143,31 @@ class MHIMConfig:
             raise TrainingConfigError(
                 f"recycle_source must be teacher or student, got {self.recycle_source!r}"
             )
-        if self.recycle_tokens < 1:
-            raise TrainingConfigError("recycle_tokens must be at least 1")
+        if not 1 <= self.recycle_tokens <= 1024:
+            raise TrainingConfigError(f"recycle_tokens must be 1-1024, got {self.recycle_tokens}")
+        if not 1 <= self.recycle_heads <= 256:
+            raise TrainingConfigError(f"recycle_heads must be 1-256, got {self.recycle_heads}")
+        if not 0.0 <= self.recycle_dropout < 1.0:
+            raise TrainingConfigError(
+                f"recycle_dropout must be in [0, 1), got {self.recycle_dropout}"
+            )
+        if not 0.0 <= self.recycle_momentum <= 1.0:
+            raise TrainingConfigError(
+                f"recycle_momentum must be in [0, 1], got {self.recycle_momentum}"
+            )
+        if not 0.0 < self.merge_ratio <= 1.0:
+            raise TrainingConfigError(f"merge_ratio must be in (0, 1], got {self.merge_ratio}")
+        for name, value, choices in (
+            ("teacher_source", self.teacher_source, TEACHER_SOURCES),
+            ("init_student", self.init_student, STUDENT_INITS),
+            ("teacher_mode", self.teacher_mode, TEACHER_MODES),
+        ):
+            if value not in choices:
+                raise TrainingConfigError(f"{name} must be one of {choices}, got {value!r}")
+        if self.teacher_epochs is not None and self.teacher_epochs < 1:
+            raise TrainingConfigError(
+                f"teacher_epochs must be at least 1, got {self.teacher_epochs}"
+            )
 
 
 @dataclass
@@ -158,10 +212,25 @@ class TrainingConfig:
     survival_alpha : float
         Weight of the uncensored term of the survival NLL (Zadeh & Schmid's alpha).
     teacher_init : Path or None
-        A plain-trained checkpoint that initialises the teacher and the student.
+        A plain-trained checkpoint that initialises the teacher (and the student as
+        ``mhim.init_student`` says). With cross-validation, a path holding ``{fold}``
+        names one checkpoint per fold.
     skip_missing : bool
         Leave out labelled slides without a feature file (with a warning) instead of
         failing.
+    model_config : str
+        ``default`` (our model defaults) or ``reference`` (the MHIM-MIL reference code's
+        baselines, :mod:`slidescope.models.mil.reference`); ``model_kwargs`` go on top.
+    selection_metric : str
+        Validation figure the kept epoch is chosen by (:data:`SELECTION_METRICS`).
+    min_epochs : int
+        No epoch before this one is kept, and training never stops before it (the
+        reference's ``stop_epoch``): the model kept has trained this long.
+    preset : str or None
+        Name of the published setting this run follows (recorded in the checkpoint).
+    resume : bool
+        Save the run's state after every epoch beside ``out`` and continue from it when
+        the same run is started again.
     """
 
     features: Path
@@ -187,6 +256,11 @@ class TrainingConfig:
     survival_alpha: float = 0.0
     teacher_init: Path | None = None
     skip_missing: bool = False
+    model_config: str = "default"
+    selection_metric: str = "auto"
+    min_epochs: int = 0
+    preset: str | None = None
+    resume: bool = True
     mhim: MHIMConfig = field(default_factory=MHIMConfig)
 
     def __post_init__(self) -> None:
@@ -200,11 +274,20 @@ class TrainingConfig:
         """Plain epochs before MHIM starts (0 for ``plain``)."""
         if self.method != "mhim":
             return 0
+        if self.teacher_init is not None or self.mhim.teacher_source != "self":
+            return 0
         if self.mhim.warmup_epochs is not None:
             return min(self.mhim.warmup_epochs, self.epochs - 1)
-        if self.teacher_init is not None:
-            return 0
         return min(max(1, round(self.epochs / 5)), self.epochs - 1)
+
+    def resolved_model_kwargs(self) -> dict[str, Any]:
+        """The model's keyword arguments: ``model_config``'s, then ``model_kwargs``."""
+        from slidescope.models.mil.reference import model_kwargs
+
+        try:
+            return model_kwargs(self.model, self.model_config, self.model_kwargs)
+        except ValueError as error:
+            raise TrainingConfigError(str(error)) from None
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -220,7 +303,37 @@ class TrainingConfig:
             raise TrainingConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.aem < 0:
             raise TrainingConfigError(f"aem must be >= 0, got {self.aem}")
+        if self.selection_metric not in SELECTION_METRICS:
+            raise TrainingConfigError(
+                f"selection_metric must be one of {SELECTION_METRICS}, got {self.selection_metric!r}"
+            )
+        if not 0 <= self.min_epochs <= self.epochs:
+            raise TrainingConfigError(
+                f"min_epochs must be in [0, epochs={self.epochs}], got {self.min_epochs}"
+            )
+        if self.patience < 0:
+            raise TrainingConfigError(f"patience must be >= 0, got {self.patience}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise TrainingConfigError(f"lr must be a positive number, got {self.lr}")
+        if self.max_instances is not None and self.max_instances < 1:
+            raise TrainingConfigError(
+                f"max_instances must be at least 1, got {self.max_instances}"
+            )
+        if self.survival_bins < 1:
+            raise TrainingConfigError(
+                f"survival_bins must be at least 1, got {self.survival_bins}"
+            )
         self.mhim.validate()
+        # Model name and arguments are checked here, before any data loads.
+        from slidescope.models.mil.registry import check_model_arguments
+
+        kwargs = self.resolved_model_kwargs()
+        check_model_arguments(self.model, kwargs)
+        from slidescope.models.mil.base import check_size
+
+        for key in ("hidden_dim", "attention_dim", "q_dim", "n_heads", "n_landmarks"):
+            if kwargs.get(key) is not None:
+                check_size(key, kwargs[key])
 
     def to_meta(self) -> dict[str, Any]:
         """The settings as JSON-friendly values, for ``meta.training`` of the checkpoint.
@@ -237,6 +350,7 @@ class TrainingConfig:
         settings.pop("features", None)
         settings.pop("labels", None)
         settings.pop("out", None)
+        settings["model_kwargs"] = self.resolved_model_kwargs()
         if self.method == "mhim":
             settings.update(asdict(self.mhim))
         return settings

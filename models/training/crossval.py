@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from slidescope.models.checkpoints import load_checkpoint
+from slidescope.models.checkpoints import load_checkpoint, read_meta
+from slidescope.models.errors import CheckpointError
+from slidescope.models.files import write_text_atomic
 from slidescope.models.jobs import Progress
 from slidescope.models.training.config import TrainingConfig
 from slidescope.models.training.data import (
@@ -31,7 +32,7 @@ from slidescope.models.training.data import (
 from slidescope.models.training.evaluate import classification_metrics, survival_metrics
 from slidescope.models.training.labels import stratified_folds, stratified_split
 from slidescope.models.training.predict import predict_logits, softmax, survival_risk_np
-from slidescope.models.training.trainer import fit, resolve_device
+from slidescope.models.training.trainer import TrainingResult, fit, resolve_device
 
 
 @dataclass
@@ -73,9 +74,7 @@ def summarise(folds: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return summary
 
 
-def cross_validate(
-    config: TrainingConfig, folds: int, resamples: int = 200
-) -> Iterator[Progress]:
+def cross_validate(config: TrainingConfig, folds: int, resamples: int = 200) -> Iterator[Progress]:
     """Run K-fold cross-validation; a job returning :class:`CrossValidationResult`."""
     config.validate()
     base = load_labelled_bags(config)
@@ -84,7 +83,6 @@ def cross_validate(
     strata = base.strata
     assignments = stratified_folds(strata[pool], folds, config.seed)
     per_fold_steps = config.epochs * (len(pool) - min(len(a) for a in assignments))
-    total = per_fold_steps * folds
     fold_results: list[dict[str, Any]] = []
     fold_paths: list[Path] = []
     device = resolve_device(config.device)
@@ -98,22 +96,12 @@ def cross_validate(
             val_rows=validation_or_training(table, rest[kept], rest[inner]),
         )
         check_split(fold_set)
-        fold_config = dataclasses.replace(config, out=fold_path(config.out, k))
-        job = fit(fold_config, fold_set)
-        offset = k * per_fold_steps
-        try:
-            while True:
-                step = next(job)
-                yield Progress(
-                    min(offset + step.done, total),
-                    total,
-                    f"fold {k + 1}/{folds}: {step.what}",
-                    step.metrics,
-                )
-        except StopIteration as stop:
-            result = stop.value
-        finally:
-            job.close()
+        fold_config = dataclasses.replace(
+            config,
+            out=fold_path(config.out, k),
+            teacher_init=fold_teacher_init(config.teacher_init, k, fold_set, test_rows),
+        )
+        result = yield from _in_fold(fit(fold_config, fold_set), k, folds, per_fold_steps)
         loaded = load_checkpoint(result.path)
         logits = predict_logits(loaded.model.to(device), base.bags, test_rows, device)
         if table.task == "survival":
@@ -145,10 +133,64 @@ def cross_validate(
         "summary": summary,
         "per_fold": fold_results,
     }
-    temp = summary_path.with_name(f".{summary_path.name}.tmp")
-    temp.write_text(json.dumps(_json_ready(document), indent=2), encoding="utf-8")
-    os.replace(temp, summary_path)
+    write_text_atomic(summary_path, json.dumps(_json_ready(document), indent=2))
     return CrossValidationResult(summary_path, fold_paths, fold_results, summary)
+
+
+def _in_fold(
+    job: Iterator[Progress], k: int, folds: int, per_fold_steps: int
+) -> Iterator[Progress]:
+    """Fold ``k``'s training job, its progress placed on the whole run's scale."""
+    total, offset = per_fold_steps * folds, k * per_fold_steps
+    try:
+        while True:
+            step = next(job)
+            yield Progress(
+                min(offset + step.done, total), total, f"fold {k + 1}/{folds}: {step.what}",
+                step.metrics,
+            )  # fmt: skip
+    except StopIteration as stop:
+        result: TrainingResult = stop.value
+    finally:
+        job.close()
+    return result
+
+
+def fold_teacher_init(
+    teacher_init: Path | None, k: int, fold_set: Any, held_out: np.ndarray
+) -> Path | None:
+    """Fold ``k``'s plain checkpoint for the MHIM teacher, checked for leakage.
+
+    ``teacher_init`` may hold ``{fold}`` (one checkpoint per fold, as the reference's
+    ``fold_{k}_model_best_auc.pt``). A checkpoint whose training slides (recorded in its
+    metadata) include a slide of fold ``k``'s held-out fold would leak those slides into
+    the MHIM model tested on them: refused.
+
+    Raises
+    ------
+    CheckpointError
+        For a leaking checkpoint, or one that does not say what it trained on.
+    """
+    if teacher_init is None:
+        return None
+    path = Path(str(teacher_init).replace("{fold}", str(k)))
+    trained_on = read_meta(path).training.get("train_slide_ids")
+    if trained_on is None:
+        raise CheckpointError(
+            f"{path}: this checkpoint does not record its training slides, so it cannot be "
+            "shown not to have seen fold {k}'s test slides; leave --teacher-init out (each "
+            "fold then trains its own plain teacher) or give one checkpoint per fold with "
+            "{fold} in the path"
+        )
+    held = {fold_set.table.slide_ids[int(r)] for r in held_out}
+    leaked = sorted(held & set(trained_on))
+    if leaked:
+        raise CheckpointError(
+            f"{path}: trained on {len(leaked)} slide(s) of fold {k}'s test fold "
+            f"({', '.join(leaked[:5])}); a teacher must never see the slides its fold is "
+            "tested on. Use one checkpoint per fold ({fold} in the path) or none"
+        )
+    return path
 
 
 def _json_ready(value: Any) -> Any:

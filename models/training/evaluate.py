@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from slidescope.models.errors import ModelError
 from slidescope.models.features import (
     FeatureBags,
     check_feature_set,
     find_feature_files,
     read_feature_info,
 )
+from slidescope.models.files import atomic_path, write_text_atomic
 from slidescope.models.jobs import Progress
 from slidescope.models.training.labels import LabelsError, read_labels
 from slidescope.models.training.metrics import (
@@ -124,9 +125,11 @@ def survival_metrics(
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
+    write_text_atomic(path, text)
+
+
+class PredictionError(ModelError):
+    """A model gave NaN or infinite outputs: no figures are reported."""
 
 
 def _json_safe(value: Any) -> Any:
@@ -143,12 +146,10 @@ def _json_safe(value: Any) -> Any:
 
 def write_predictions(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
     """Write a CSV atomically."""
-    temp = path.with_name(f".{path.name}.tmp")
-    with temp.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as temp, temp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(temp, path)
     return path
 
 
@@ -203,6 +204,13 @@ def evaluate(
         logits_rows.append(predict_logits(model, bags, [i], torch_device)[0])
         yield Progress(i + 1, len(table), table.slide_ids[i])
     logits = np.stack(logits_rows)
+    bad = [table.slide_ids[i] for i in range(len(table)) if not np.all(np.isfinite(logits[i]))]
+    if bad:
+        # Metrics of NaN probabilities are meaningless (a NaN sorts anywhere in an AUC).
+        raise PredictionError(
+            f"{checkpoint}: the model gives NaN or infinite outputs on {len(bad)} slide(s) "
+            f"({', '.join(bad[:5])}); the checkpoint is damaged or diverged, nothing written"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     predictions_path = out.with_name(f"{out.stem}_predictions.csv")
     roc_path: Path | None = None

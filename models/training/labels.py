@@ -102,13 +102,7 @@ def read_labels(
         Naming the file, the row and what is wrong.
     """
     path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
-    except OSError as error:
-        raise LabelsError(f"{path}: cannot be read ({error})") from error
+    columns, rows = _read_rows(path)
     needed = ["slide_id", "label"] if task == "classification" else ["slide_id", "time", "event"]
     absent = [c for c in needed if c not in columns]
     if absent:
@@ -148,16 +142,70 @@ def read_labels(
         table.class_names = names
         table.targets = np.array([index[label] for label in labels], dtype=np.int64)
     elif task == "survival":
-        try:
-            table.times = np.array([float(r["time"]) for r in rows], dtype=np.float64)
-            table.events = np.array([int(float(r["event"])) for r in rows], dtype=np.int64)
-        except ValueError as error:
-            raise LabelsError(f"{path}: time and event must be numbers ({error})") from error
-        if np.any(table.times < 0) or not np.all(np.isin(table.events, (0, 1))):
-            raise LabelsError(f"{path}: time must be >= 0 and event 0 (censored) or 1")
+        table.times = np.array(
+            [_survival_time(path, line, r["time"]) for line, r in enumerate(rows, start=2)],
+            dtype=np.float64,
+        )
+        table.events = np.array(
+            [_event(path, line, r["event"]) for line, r in enumerate(rows, start=2)],
+            dtype=np.int64,
+        )
     else:
         raise LabelsError(f"unknown task {task!r}; use classification or survival")
     return table
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of a UTF-8 CSV; any other encoding is an error naming the line."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise LabelsError(f"{path}: cannot be read ({error})") from error
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise LabelsError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x}); save the "
+            "labels as a UTF-8 CSV (in a spreadsheet: 'CSV UTF-8')"
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise LabelsError(
+            f"{path}, line {line}: holds NUL characters (UTF-16 or a binary file?); save the "
+            "labels as a UTF-8 CSV"
+        )
+    try:
+        reader = csv.DictReader(text.splitlines())
+        columns = [c.strip() for c in reader.fieldnames or []]
+        rows = [
+            {
+                (k or "").strip(): (v or "").strip() if isinstance(v, str) else ""
+                for k, v in r.items()
+            }
+            for r in reader
+        ]
+    except csv.Error as error:
+        raise LabelsError(f"{path}: not a readable CSV ({error})") from None
+    return columns, rows
+
+
+def _survival_time(path: Path, line: int, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise LabelsError(
+            f"{path}, row {line}: time {text!r} must be a finite number greater than 0"
+        )
+    return value
+
+
+def _event(path: Path, line: int, text: str) -> int:
+    if text not in ("0", "1", "0.0", "1.0"):
+        raise LabelsError(f"{path}, row {line}: event {text!r} must be 0 (censored) or 1")
+    return int(float(text))
 
 
 def stratified_split(

@@ -30,11 +30,25 @@ class GlobalRecycle(nn.Module):
         Attention heads (``dim`` need not divide by it: each head has ``dim // heads``
         or at least 16 channels).
     momentum : float
-        EMA momentum of the queries (1.0 freezes them).
+        EMA momentum of the queries (1.0 freezes them). The journal reference moves them
+        slowly (0.9998-0.9999) so they settle on typical slide summaries.
+    dropout : float
+        Dropout on the attention weights (reference: 0.1).
+
+    Defaults follow the journal reference: k = 1 token, 8 heads (64 channels each at
+    H = 512), dropout 0.1, query momentum 0.9999.
     """
 
-    def __init__(self, dim: int, tokens: int = 10, heads: int = 4, momentum: float = 0.9) -> None:
+    def __init__(
+        self,
+        dim: int,
+        tokens: int = 1,
+        heads: int = 8,
+        momentum: float = 0.9999,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         self.heads = heads
         self.head_dim = max(16, dim // heads)
         inner = self.head_dim * heads
@@ -63,7 +77,7 @@ class GlobalRecycle(nn.Module):
         w_v = self.to_v.weight.view(self.heads, self.head_dim, dim)
         x = self.norm(h_masked)
         q_in_x = q.transpose(0, 1) @ w_k  # (heads, k, H)
-        weights = torch.softmax(q_in_x @ x.T / math.sqrt(self.head_dim), dim=-1)
+        weights = self.dropout(torch.softmax(q_in_x @ x.T / math.sqrt(self.head_dim), dim=-1))
         pooled = weights @ x  # (heads, k, H)
         out = pooled @ w_v.transpose(1, 2)  # (heads, k, head_dim)
         tokens = self.to_out(out.transpose(0, 1).reshape(n_tokens, -1))

@@ -53,9 +53,17 @@ def save_trained(
     metrics: dict[str, Any],
     threshold: float | None,
     survival_edges: list[float] | None = None,
+    extra: dict[str, Any] | None = None,
+    feature_stats: dict[str, Any] | None = None,
 ) -> Path:
-    """Save the student (and the MHIM teacher beside it) to ``config.out``."""
+    """Save the student (and the MHIM teacher beside it) to ``config.out``.
+
+    ``extra`` joins ``meta.training`` (the run's slides and fingerprint);
+    ``feature_stats`` becomes ``meta.feature_stats``.
+    """
     meta = training_meta(config, model, reference, class_names, metrics, threshold, survival_edges)
+    meta.training.update(extra or {})
+    meta.feature_stats = dict(feature_stats or {})
     return save_checkpoint(config.out, model, meta, teacher=teacher)  # type: ignore[arg-type]
 
 

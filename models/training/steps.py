@@ -112,8 +112,12 @@ def mhim_step(
     with the teacher's.
     """
     with torch.no_grad():
+        # The teacher is kept in eval mode; ``teacher_mode="train"`` runs its forward with
+        # dropout on, as a teacher module left in training mode does.
+        teacher.train(mhim.teacher_mode == "train")
         teacher_hidden = teacher.embed(x)
         teacher_out = teacher.aggregate(teacher_hidden)
+        teacher.eval()
     scores = teacher_scores(teacher_out, mhim.mask_score)
     masking = mask_bag(
         scores,
@@ -124,7 +128,12 @@ def mhim_step(
         generator=generator,
     )
     keep = masking.keep.to(x.device)
-    recycled = masking.recycled.to(x.device)
+    recycled = masking.recycled
+    if mhim.merge_ratio < 1.0 and recycled.numel() > 1:
+        # merge_ratio: only a random share of the randomly masked instances is recycled.
+        share = max(1, round(recycled.numel() * mhim.merge_ratio))
+        recycled = recycled[torch.randperm(recycled.numel(), generator=generator)[:share]]
+    recycled = recycled.sort().values.to(x.device)
     tokens = None
     if mhim.recycle_source == "student":
         # The paper's path: the student embeds every instance and the recycled ones

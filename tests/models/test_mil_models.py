@@ -223,3 +223,47 @@ def test_clam_instance_loss():
     assert model.instance_classifiers[0].weight.grad is None
     single = model.embed(torch.randn(1, IN_DIM))
     assert model.instance_loss(single, torch.ones(1), 0).item() == 0.0
+
+
+def test_reference_configurations_match_the_reference_code() -> None:
+    from slidescope.models.mil.reference import REFERENCE_KWARGS
+
+    abmil = create_model("abmil", 1024, 2, **REFERENCE_KWARGS["abmil"])
+    value, score = abmil.attention.value, abmil.attention.score
+    assert value[0].out_features == 128
+    assert value[0].bias is None
+    assert score.bias is None
+    assert isinstance(value[1], torch.nn.ReLU)
+    assert abmil.attention.dropout.p == 0.0
+    assert float(abmil.classifier.bias.abs().sum()) == 0.0  # xavier init, zero bias
+    transmil = create_model("transmil", 1024, 2, **REFERENCE_KWARGS["transmil"])
+    assert transmil.hidden_dim == 512
+    assert transmil.layer1.attention.n_landmarks == 256
+    assert transmil.attention_layer == 0
+    dsmil = create_model("dsmil", 1024, 2, **REFERENCE_KWARGS["dsmil"])
+    out = dsmil(torch.randn(20, 1024))
+    # logit fusion: the prediction is the mean of bag and max-instance logits
+    h = dsmil.embed(torch.randn(3, 1024))
+    assert out.logits.shape == (2,)
+    assert dsmil.logit_fusion
+    assert not isinstance(dsmil.value, torch.nn.Identity)
+    assert h.shape == (3, 512)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"hidden_dim": 0}, "hidden_dim must be a whole number from 1 to 65,536"),
+        ({"hidden_dim": 10**7}, "65,536"),
+        ({"hidden_dim": 1e7}, "65,536"),
+        ({"hiden_dim": 8}, "its arguments are: hidden_dim"),
+        ({"attention_act": "swish"}, "attention_act must be one of"),
+    ],
+)
+def test_model_arguments_are_checked_before_building(kwargs, match) -> None:
+    from slidescope.models.mil.base import ModelSettingError
+
+    with pytest.raises(ModelSettingError, match=match):
+        create_model("abmil", 16, 2, **kwargs)
+    with pytest.raises(ModelSettingError, match="known models: abmil"):
+        create_model("resnet", 16, 2)

@@ -50,7 +50,12 @@ def test_labels_mapped_onto_model_classes(tmp_path) -> None:
         ("slide_id,label\na,1\na,0\n", "listed twice"),
         ("slide_id,label,split\na,1,holdout\n", "not one of train"),
         ("slide_id,label\na,\n", "no label"),
-        ("slide_id,time,event\na,x,1\n", "must be numbers"),
+        ("slide_id,time,event\na,x,1\n", "row 2: time 'x' must be a finite number"),
+        ("slide_id,time,event\na,5,1\nb,nan,0\n", "row 3: time 'nan' must be a finite"),
+        ("slide_id,time,event\na,inf,1\n", "row 2: time 'inf'"),
+        ("slide_id,time,event\na,0,1\n", "greater than 0"),
+        ("slide_id,time,event\na,-3,1\n", "greater than 0"),
+        ("slide_id,time,event\na,3,2\n", "event '2' must be 0"),
     ],
 )
 def test_bad_labels(tmp_path, text: str, match: str) -> None:
@@ -90,3 +95,18 @@ def test_stratified_folds_partition() -> None:
         assert 1 <= np.sum(strata[fold] == 1) <= 3
     with pytest.raises(LabelsError):
         stratified_folds(strata, 1, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        ("slide_id,label\na,1\nb,\u00e9t\u00e9\n".encode("latin-1"), 3),
+        ("slide_id,label\na,1\n".encode("utf-16"), 1),
+        (b"slide_id,label\na,1\nb,0\nc,\xff\xfe\n", 4),
+    ],
+)
+def test_labels_not_utf8_name_the_line(tmp_path, data: bytes, line: int) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_bytes(data)
+    with pytest.raises(LabelsError, match=rf"line {line}: .*UTF-8"):
+        read_labels(path)

@@ -85,9 +85,10 @@ def test_mhim_saves_teacher_and_settings(bags, tmp_path) -> None:
 
 
 def test_mhim_keeps_a_model_trained_with_masking(bags, tmp_path) -> None:
-    """The plain warm-up (first fifth of the epochs) only prepares the teacher: even when
-    validation peaks there, the model kept comes from an epoch after it."""
+    """With a self warm-up, the plain epochs (first fifth) only prepare the teacher: even
+    when validation peaks there, the model kept comes from an epoch after it."""
     config = _config(bags, tmp_path / "mhim.safetensors", method="mhim", epochs=5)
+    config.mhim = MHIMConfig(teacher_source="self")
     assert config.mhim_warmup_epochs() == 1
     result, _ = _run(config)
     assert result.metrics["best_epoch"] > 1

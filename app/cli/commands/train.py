@@ -23,8 +23,28 @@ def _model_arg(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def _presets_help() -> str:
+    from slidescope.models.training.presets import describe, preset_names
+
+    return "published settings of the MHIM-MIL papers (explicit options win): " + "; ".join(
+        describe(name) for name in preset_names()
+    )
+
+
+def _models_help() -> str:
+    from slidescope.models.mil.registry import list_models
+
+    return (
+        f"registry name: {', '.join(list_models())}. For strict (standard) MIL — a bag is "
+        "positive if and only if one instance is, e.g. a metastasis — pick instance_max: "
+        "it is the only model whose positive score cannot be lowered by other instances "
+        "or depend on instance counts; attention models can learn such shortcuts"
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the ``train`` options."""
+    """Declare the ``train`` options (``--help`` shows every default)."""
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     data = parser.add_argument_group("data")
     data.add_argument("--features", required=True, type=Path, help="folder of <slide_id>.h5")
     data.add_argument(
@@ -44,17 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     model = parser.add_argument_group("model")
+    model.add_argument("--preset", default=None, metavar="NAME", help=_presets_help())
+    model.add_argument("--model", default="abmil", help=_models_help())
     model.add_argument(
-        "--model",
-        default="abmil",
-        help=(
-            "registry name: abmil, abmil_gated, transmil, dsmil, clam_sb, mean_pool, "
-            "max_pool, instance_max. For strict (standard) MIL — a bag is positive if and "
-            "only if one instance is, e.g. a metastasis — pick instance_max: it is the only "
-            "model whose positive score cannot be lowered by other instances or depend on "
-            "instance counts; attention models can learn such shortcuts"
-        ),
-    )
+        "--model-config", choices=["default", "reference"], default="default",
+        help="reference: the MHIM-MIL reference code's baseline network (abmil, transmil, dsmil)",
+    )  # fmt: skip
     model.add_argument(
         "--model-arg", action="append", type=_model_arg, default=[], metavar="KEY=VALUE",
         help="extra model argument, e.g. hidden_dim=256 (repeatable)",
@@ -63,13 +78,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, type=Path, help="checkpoint to write (.safetensors)"
     )
 
-    fit = parser.add_argument_group("optimisation")
+    fit = parser.add_argument_group("optimisation and selection")
     fit.add_argument("--method", choices=["plain", "mhim"], default="plain")
     fit.add_argument(
         "--aem", type=float, default=0.0, metavar="LAMBDA", help="attention entropy weight"
     )
     fit.add_argument("--epochs", type=int, default=50)
     fit.add_argument("--patience", type=int, default=10, help="early stopping; 0 never stops")
+    fit.add_argument(
+        "--min-epochs", type=int, default=0,
+        help="no epoch before this is kept and training never stops before it",
+    )  # fmt: skip
+    fit.add_argument(
+        "--selection-metric", default="auto",
+        choices=["auto", "auc", "loss", "accuracy", "balanced_accuracy", "c_index"],
+        help="validation figure that picks the kept epoch (auto: AUC, balanced accuracy "
+        "for >2 classes, c-index for survival)",
+    )  # fmt: skip
     fit.add_argument("--lr", type=float, default=2e-4)
     fit.add_argument("--weight-decay", type=float, default=1e-5)
     fit.add_argument("--warmup-epochs", type=int, default=0, help="learning-rate warm-up")
@@ -80,9 +105,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--folds", type=int, default=None, metavar="K", help="K-fold cross-validation"
     )
     fit.add_argument("--survival-bins", type=int, default=4)
+    fit.add_argument(
+        "--no-resume", action="store_true",
+        help="start afresh even if a killed run with the same settings left its state",
+    )  # fmt: skip
 
     mhim = parser.add_argument_group("MHIM (--method mhim)")
-    mhim.add_argument("--teacher-init", type=Path, default=None, help="plain-trained checkpoint")
+    mhim.add_argument(
+        "--teacher-init", type=Path, default=None,
+        help="plain-trained checkpoint the teacher starts from (with --folds: a path with "
+        "{fold}, one per fold); default: train a plain model on the run's training slides",
+    )  # fmt: skip
+    mhim.add_argument(
+        "--teacher-source", choices=["plain", "self"], default="plain",
+        help="without --teacher-init: plain (train a plain model first, as the paper) or "
+        "self (plain warm-up epochs inside the run)",
+    )  # fmt: skip
+    mhim.add_argument(
+        "--teacher-epochs",
+        type=int,
+        default=None,
+        help="epochs of the plain teacher run (default: --epochs)",
+    )
+    mhim.add_argument(
+        "--init-student", choices=["none", "fc", "all"], default="fc",
+        help="what the student takes from the plain model (the reference's init_stu_type)",
+    )  # fmt: skip
+    mhim.add_argument(
+        "--teacher-mode", choices=["eval", "train"], default="eval",
+        help="teacher forward with dropout off (eval) or on (train)",
+    )  # fmt: skip
     mhim.add_argument("--mask-ratio-high", type=float, default=0.01)
     mhim.add_argument("--mask-ratio-high-random", type=float, default=0.5)
     mhim.add_argument("--no-mask-ratio-high-decay", action="store_true")
@@ -95,22 +147,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mhim.add_argument("--momentum", type=float, default=0.9999)
     mhim.add_argument("--momentum-final", type=float, default=None)
     mhim.add_argument("--no-recycle", action="store_true", help="no global recycle network")
-    mhim.add_argument("--recycle-tokens", type=int, default=10)
+    mhim.add_argument("--recycle-tokens", type=int, default=1, help="k global tokens")
+    mhim.add_argument("--recycle-heads", type=int, default=8)
+    mhim.add_argument("--recycle-dropout", type=float, default=0.1)
+    mhim.add_argument("--recycle-momentum", type=float, default=0.9999, help="query EMA")
+    mhim.add_argument(
+        "--merge-ratio", type=float, default=1.0,
+        help="share of the randomly masked instances the recycle network summarises",
+    )  # fmt: skip
     mhim.add_argument(
         "--recycle-source",
         choices=["teacher", "student"],
-        default="teacher",
+        default="student",
         help="hidden instances the recycle network reads (student: the reference's path)",
     )
     mhim.add_argument(
         "--mhim-warmup-epochs", type=int, default=None,
-        help="plain epochs before masking (default: 0 with --teacher-init, else epochs/5)",
+        help="--teacher-source self: plain epochs before masking (default: epochs/5)",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(_train_defaults=dict(_defaults_of(parser)))
+
+
+def _defaults_of(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    return {
+        action.dest: action.default
+        for action in parser._actions  # argparse has no public list of its options
+        if action.dest not in ("help",) and not action.required
+    }
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """Build a :class:`TrainingConfig` from parsed arguments."""
+    """Build a :class:`TrainingConfig` from parsed arguments (with its preset applied)."""
+    from slidescope.models.training.presets import apply_preset, explicit_settings
+
+    config = _config(args)
+    if args.preset is None:
+        return config
+    # What the user typed wins over the preset: the settings that differ from the
+    # options' defaults.
+    defaults = argparse.Namespace(**{**vars(args), **args._train_defaults})
+    return apply_preset(config, args.preset, explicit_settings(config, _config(defaults)))
+
+
+def _config(args: argparse.Namespace) -> Any:
     from slidescope.models.training.config import MHIMConfig, TrainingConfig
 
     return TrainingConfig(
@@ -119,11 +199,14 @@ def config_from_args(args: argparse.Namespace) -> Any:
         out=args.out,
         model=args.model,
         model_kwargs=dict(args.model_arg),
+        model_config=args.model_config,
         method=args.method,
         task=args.task,
         aem=args.aem,
         epochs=args.epochs,
         patience=args.patience,
+        min_epochs=args.min_epochs,
+        selection_metric=args.selection_metric,
         lr=args.lr,
         weight_decay=args.weight_decay,
         warmup_epochs=args.warmup_epochs,
@@ -136,6 +219,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         survival_bins=args.survival_bins,
         teacher_init=args.teacher_init,
         skip_missing=args.skip_missing,
+        resume=not args.no_resume,
         mhim=MHIMConfig(
             mask_ratio_high=args.mask_ratio_high,
             mask_ratio_high_random=args.mask_ratio_high_random,
@@ -150,7 +234,15 @@ def config_from_args(args: argparse.Namespace) -> Any:
             momentum_final=args.momentum_final,
             recycle=not args.no_recycle,
             recycle_tokens=args.recycle_tokens,
+            recycle_heads=args.recycle_heads,
+            recycle_dropout=args.recycle_dropout,
+            recycle_momentum=args.recycle_momentum,
+            merge_ratio=args.merge_ratio,
             recycle_source=args.recycle_source,
+            teacher_source=args.teacher_source,
+            teacher_epochs=args.teacher_epochs,
+            init_student=args.init_student,
+            teacher_mode=args.teacher_mode,
             warmup_epochs=args.mhim_warmup_epochs,
         ),
     )
@@ -174,15 +266,22 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".safetensors":
         raise SlideScopeError(f"--out {args.out}: checkpoints are .safetensors files")
-    if args.method != "mhim" and args.teacher_init is not None:
-        raise SlideScopeError("--teacher-init applies to --method mhim only")
     config = config_from_args(args)
+    if config.method != "mhim" and config.teacher_init is not None:
+        raise SlideScopeError("--teacher-init applies to --method mhim only")
+    if args.folds and config.teacher_init is not None and "{fold}" not in str(config.teacher_init):
+        raise SlideScopeError(
+            f"--teacher-init {config.teacher_init}: with --folds, one plain checkpoint serves "
+            "every fold and would have seen some fold's test slides; give one per fold "
+            "({fold} in the path) or leave it out (each fold trains its own)"
+        )
+    # Every setting, the model name and its arguments are checked before any data loads.
     config.validate()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.folds:
         result = run_with_progress(
             cross_validate(config, args.folds),
-            f"{args.folds}-fold {args.method}",
+            f"{args.folds}-fold {config.method}",
             args.quiet,
         )
         print(f"cross-validation summary: {result.summary_path}")
@@ -191,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  test {key[5:]}: {stats['mean']:.4f} ± {stats['std']:.4f}")
         return 0
     result = run_with_progress(
-        train(config), f"train {args.model} ({args.method})", args.quiet
+        train(config), f"train {config.model} ({config.method})", args.quiet
     )
     print(f"model: {result.path}")
     for key, value in result.metrics.items():

@@ -40,3 +40,19 @@ def test_coarser_than_the_models_patches_is_outside():
     trust = assess_trust(None, meta(), 1.0)
     assert trust.is_outside
     assert "coarser" in trust.reasons[0]
+
+
+def test_features_far_from_the_training_features_are_outside():
+    from slidescope.models.ood import feature_stats
+
+    rng = np.random.default_rng(0)
+    bags = rng.normal(0, 1, (20, 8)).mean(axis=1, keepdims=True) + rng.normal(0, 0.1, (20, 8))
+    stats = feature_stats(np.zeros(8), np.ones(8), bags)
+    model = SimpleNamespace(target_mpp=0.5, patch_size=128, training={}, feature_stats=stats)
+    near = assess_trust(bags[:1] + rng.normal(0, 0.01, (5, 8)), model, 0.5)
+    assert not near.is_outside
+    assert near.distance is not None
+    far = assess_trust(np.full((5, 8), 50.0), model, 0.5)
+    assert far.is_outside
+    assert far.distance > near.distance
+    assert far.reasons

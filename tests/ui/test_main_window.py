@@ -227,6 +227,9 @@ def test_layout_fits_the_screen_and_leaves_the_canvas_two_thirds(make_window, sc
     left = [window.docks[k] for k in ("slides", "overview")]
     right = [window.docks[k] for k in ("prediction", "analysis")]
     centre = window.qt_window.width() / 2
+    # the slide list has room for six slides with their thumbnails
+    slide_list = window.panels.slides.list
+    assert slide_list.viewport().height() >= 6 * (slide_list.iconSize().height() + 4)
     assert all(d.geometry().center().x() < centre for d in left)
     assert all(d.geometry().center().x() > centre for d in right)
 

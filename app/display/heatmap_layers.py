@@ -164,7 +164,9 @@ def ramp_colors(colormap: str, cut: float = FLOOR) -> np.ndarray:
         colors[:, 3] = (t >= 0.5).astype(float)
     else:
         colors = colormap_lut(colormap).astype(float) / 255.0
-        ramp = np.clip((t - cut) / RAMP, 0.0, 1.0) if cut < 1.0 else np.zeros_like(t)
+        # a high threshold leaves less room: the ramp shortens so its top is still opaque
+        span = min(RAMP, max(1.0 - cut, 1e-6) / 2)
+        ramp = np.clip((t - cut) / span, 0.0, 1.0) if cut < 1.0 else np.zeros_like(t)
         ramp[t < cut] = 0.0
         colors[:, 3] = ramp
     colors.flags.writeable = False

@@ -130,7 +130,7 @@ class SlideScopeWindow:
         # napari's own cursor read-out is in (y, x) order and per layer: ours replaces it
         napari_coordinates = bar.findChild(QWidget, "coordinates status")
         if napari_coordinates is not None:  # napari shows it again on each move: no width
-            napari_coordinates.setMaximumWidth(0)
+            napari_coordinates.setFixedWidth(0)
             napari_coordinates.setVisible(False)
         self.position_label = QLabel("")
         self.position_label.setObjectName("slidescope-position")
@@ -155,6 +155,7 @@ class SlideScopeWindow:
         self.start_page.recent_chosen.connect(weak_handler(self.open_recent))
         self.start_page.show_recent(recent_files())
         self.start_page.place()
+        self.start_page.show()  # a child made after its parent was shown starts hidden
 
     def _slide_changed(self, shown: Any) -> None:
         self.start_page.setVisible(shown is None and not self.session.busy)

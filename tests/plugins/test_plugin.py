@@ -33,7 +33,14 @@ def test_manifest_is_valid_and_installed():
     for suffix in ("svs", "tif", "tiff", "ndpi", "mrxs", "scn", "bif", "vms", "dcm", "zarr"):
         assert f"*.{suffix}" in patterns
     assert [s.key for s in manifest.contributions.sample_data] == ["demo_slide"]
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Slides"]
+    widgets = [w.display_name for w in manifest.contributions.widgets]
+    assert widgets == ["Slides", "Analysis"]
+    # the window's dock registry and the manifest name the same plugin docks
+    from slidescope.app.ui.docks import DOCKS
+    from slidescope.plugins._preferences import SLIDE_PATTERNS
+
+    assert [d.plugin_widget for d in DOCKS if d.plugin_widget] == widgets
+    assert list(SLIDE_PATTERNS) == list(patterns)
     pm = npe2.PluginManager.instance()
     pm.discover()
     assert "slidescope" in [m.name for m in pm.iter_manifests()]
@@ -111,3 +118,38 @@ def test_dock_widget_opens_slides(make_napari_viewer, aperio_svs, qtbot):
     qtbot.waitUntil(lambda: not widget.session.busy, timeout=20_000)
     widget.session.close_slide()
     assert len(viewer.layers) == 0
+
+
+@pytest.mark.slow
+def test_plain_napari_opens_a_slide_and_analyses_it_from_the_dock(
+    make_napari_viewer, aperio_svs, qtbot
+):
+    import torch
+    from napari.settings import get_settings
+    from qtpy.QtCore import Qt
+
+    torch.set_num_threads(1)
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget("slidescope", "Analysis")
+    # the plugin made itself napari's reader for slides: no "Choose reader" dialog
+    readers = get_settings().plugins.extension2reader
+    assert readers["*.svs"] == "slidescope"
+    assert readers["*.tiff"] == "slidescope"
+    layers = viewer.open(str(aperio_svs))  # no plugin= given
+    assert layers[0].multiscale
+    assert str(layers[0].units[0]) == "micrometer"
+    session = widget.analysis.slides
+    qtbot.waitUntil(lambda: session.current is not None, timeout=20_000)
+    assert session.current.layer is layers[0]  # the reader's layer, adopted
+    qtbot.mouseClick(widget.dock.run_slide_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.analysis.analysis is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: not session.busy, timeout=60_000)
+    assert "attention" in [layer.name for layer in viewer.layers]
+    assert widget.prediction.bars
+    # the trust flag: a 20x scan for a model of 40x slides
+    assert widget.analysis.analysis.trust.is_outside
+    assert "outside this model's experience" in widget.prediction.trust.text()
+    # the Slides dock joins the same session
+    _dock2, slides = viewer.window.add_plugin_dock_widget("slidescope", "Slides")
+    assert slides.session is session
+    session.shutdown()

@@ -89,12 +89,14 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
     window.analysis_dock.threshold_on.setChecked(True)
     window.analysis_dock.threshold.setValue(0.8)
     window.analysis_dock.opacity.setValue(70)
+    assert 0 < painted(layer) < opaque
+    before = np.array(layer.data, copy=True)
     window.analysis_dock.normalisation.setCurrentIndex(
         window.analysis_dock.normalisation.findData("rank")
     )
     assert window.viewer.layers["attention"] is layer
+    assert not np.array_equal(layer.data, before)  # normalisation replaces the data only
     assert not window.viewer.layers["hard_attention"].visible
-    assert 0 < painted(layer) < opaque
     assert layer.opacity == pytest.approx(0.7)
     window.analysis_dock.normalisation.setCurrentIndex(
         window.analysis_dock.normalisation.findData("minmax")

@@ -229,6 +229,9 @@ def test_layout_fits_the_screen_and_leaves_the_canvas_two_thirds(make_window, sc
     left = [window.docks[k] for k in ("slides", "overview")]
     right = [window.docks[k] for k in ("prediction", "analysis")]
     centre = window.qt_window.width() / 2
+    # the slide list has room for six slides with their thumbnails
+    slide_list = window.panels.slides.list
+    assert slide_list.viewport().height() >= 6 * (slide_list.iconSize().height() + 4)
     assert all(d.geometry().center().x() < centre for d in left)
     assert all(d.geometry().center().x() > centre for d in right)
 
@@ -248,7 +251,7 @@ def test_magnification_presets_and_one_cursor_read_out(
     assert window.position_label.text().startswith("x 40  y 40 px")
     # napari's own (y, x) read-out is gone: one read-out only
     napari_coordinates = window.qt_window.statusBar().findChild(QWidget, "coordinates status")
-    assert napari_coordinates is None or napari_coordinates.maximumWidth() == 0
+    assert napari_coordinates is None or napari_coordinates.width() == 0
     # a new slide starts with an empty read-out, not the last slide's coordinates
     second = slide_files.add(tmp_path / "b.tif", synthetic_levels(512, 384, 2, seed=3))
     open_and_wait(window, qtbot, second)

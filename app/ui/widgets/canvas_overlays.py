@@ -22,7 +22,7 @@ class ColorBar(QWidget):
         self.title = ""
         self.colors: np.ndarray | None = None
         self.stops: list[tuple[float, str]] = []
-        self.resize(170, 190)
+        self.resize(215, 190)
         self.hide()
 
     def show_legend(self, title: str, colors: np.ndarray, stops: list[tuple[float, str]]) -> None:

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (
 )
 from slidescope.app.project.project import Project, SlideEntry
 
-ICON_SIZE = 72
+ICON_SIZE = 56
 
 
 def analysis_summary(entry: SlideEntry) -> str:

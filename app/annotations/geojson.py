@@ -4,14 +4,17 @@ A file is a FeatureCollection (QuPath also writes a bare list of Features, or a 
 Feature; all are read). A feature's class is ``properties.classification.name`` (with an
 optional ``color`` ``[r, g, b]``); QuPath's ``objectType`` (``"annotation"``,
 ``"detection"``) is kept. Coordinates are level-0 pixels, ``(x, y)``, y down. Writes are
-atomic: a sibling temp file is written, then renamed over the target.
+atomic (:mod:`slidescope.models.files`): a sibling temp file is written, then renamed over
+the target.
+
+:func:`read_annotations` / :func:`write_annotations` move whole
+:class:`~slidescope.app.annotations.model.AnnotationSet` objects in and out, repairing
+what can safely be repaired (see :mod:`slidescope.app.annotations.repair`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from slidescope.app.errors import SlideScopeError
+from slidescope.models.files import atomic_path
 
 
 class GeoJSONError(SlideScopeError):
@@ -125,12 +129,7 @@ def _geometry_polygons(geometry: dict[str, Any] | None) -> Iterator[list[np.ndar
 def read_geojson(path: str | Path) -> dict[str, Any]:
     """Read a GeoJSON file as a FeatureCollection (lists and single features are wrapped)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GeoJSONError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise GeoJSONError(f"{path}: not a readable GeoJSON file ({error})") from error
+    data = load_json(path)
     try:
         features = list(iter_features(data))
     except GeoJSONError as error:
@@ -144,13 +143,58 @@ def write_geojson(path: str | Path, geojson: dict[str, Any] | Sequence[dict[str,
     """Write a FeatureCollection (or a list of features) atomically; returns the path."""
     path = Path(path)
     data = geojson if isinstance(geojson, dict) else feature_collection(list(geojson))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f)
     return path
+
+
+def load_json(path: str | Path) -> Any:
+    """Parse a file as JSON, or raise :class:`GeoJSONError` naming the file and the reason."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise GeoJSONError(f"{path}: file not found") from None
+    except OSError as error:
+        raise GeoJSONError(f"{path}: cannot be read ({error.strerror or error})") from error
+    if not text.strip():
+        raise GeoJSONError(f"{path}: the file is empty")
+    try:
+        return json.loads(text)
+    except UnicodeDecodeError:
+        raise GeoJSONError(f"{path}: not a text file, so not GeoJSON") from None
+    except json.JSONDecodeError as error:
+        raise GeoJSONError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+            "the file may be cut short or not GeoJSON"
+        ) from None
+    except RecursionError:
+        raise GeoJSONError(f"{path}: nested too deeply to be GeoJSON") from None
+
+
+# read_annotations / write_annotations live beside the repair rules; re-exported here so
+# callers find every GeoJSON function in one module.
+from slidescope.app.annotations.annotation_io import (  # noqa: E402
+    RepairReport,
+    annotation_feature,
+    annotations_geojson_text,
+    read_annotations,
+    write_annotations,
+)
+
+__all__ = [
+    "GeoJSONError",
+    "RepairReport",
+    "annotation_feature",
+    "annotations_geojson_text",
+    "classification_of",
+    "feature_collection",
+    "iter_features",
+    "iter_polygons",
+    "load_json",
+    "polygon_feature",
+    "read_annotations",
+    "read_geojson",
+    "write_annotations",
+    "write_geojson",
+]

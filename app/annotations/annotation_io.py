@@ -28,7 +28,7 @@ from slidescope.app.annotations.classes import (
     class_color,
     parse_color,
 )
-from slidescope.app.annotations.geojson import (
+from slidescope.app.annotations.features import (
     GeoJSONError,
     classification_of,
     iter_features,

@@ -21,12 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from slidescope.app.errors import SlideScopeError
+from slidescope.app.annotations.annotation_io import (
+    RepairReport,
+    annotation_feature,
+    annotations_geojson_text,
+    read_annotations,
+    write_annotations,
+)
+from slidescope.app.annotations.features import (
+    GeoJSONError,
+    classification_of,
+    iter_features,
+    load_json,
+)
 from slidescope.models.files import atomic_path
-
-
-class GeoJSONError(SlideScopeError):
-    """A GeoJSON file cannot be read or is not made of features this app understands."""
 
 
 def polygon_feature(
@@ -63,39 +71,6 @@ def polygon_feature(
 def feature_collection(features: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Wrap features in a FeatureCollection."""
     return {"type": "FeatureCollection", "features": list(features)}
-
-
-def classification_of(feature: dict[str, Any]) -> str | None:
-    """The class name of a feature (QuPath's ``properties.classification.name``), or None.
-
-    Older QuPath exports store the class as a plain string; that is read too.
-    """
-    properties = feature.get("properties") or {}
-    value = properties.get("classification")
-    if isinstance(value, dict):
-        name = value.get("name")
-        return str(name) if name is not None else None
-    if isinstance(value, str):
-        return value
-    return None
-
-
-def iter_features(geojson: dict[str, Any] | list[Any]) -> Iterator[dict[str, Any]]:
-    """Every Feature in a FeatureCollection, a list of Features, a Feature or a geometry."""
-    if isinstance(geojson, list):
-        for item in geojson:
-            yield from iter_features(item)
-        return
-    kind = geojson.get("type")
-    if kind == "FeatureCollection":
-        for item in geojson.get("features") or []:
-            yield from iter_features(item)
-    elif kind == "Feature":
-        yield geojson
-    elif kind in ("Polygon", "MultiPolygon", "GeometryCollection", "Point", "LineString"):
-        yield {"type": "Feature", "geometry": geojson, "properties": {}}
-    else:
-        raise GeoJSONError(f"not a GeoJSON feature or geometry (type {kind!r})")
 
 
 def iter_polygons(
@@ -147,40 +122,6 @@ def write_geojson(path: str | Path, geojson: dict[str, Any] | Sequence[dict[str,
         json.dump(data, f)
     return path
 
-
-def load_json(path: str | Path) -> Any:
-    """Parse a file as JSON, or raise :class:`GeoJSONError` naming the file and the reason."""
-    path = Path(path)
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise GeoJSONError(f"{path}: file not found") from None
-    except OSError as error:
-        raise GeoJSONError(f"{path}: cannot be read ({error.strerror or error})") from error
-    if not text.strip():
-        raise GeoJSONError(f"{path}: the file is empty")
-    try:
-        return json.loads(text)
-    except UnicodeDecodeError:
-        raise GeoJSONError(f"{path}: not a text file, so not GeoJSON") from None
-    except json.JSONDecodeError as error:
-        raise GeoJSONError(
-            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
-            "the file may be cut short or not GeoJSON"
-        ) from None
-    except RecursionError:
-        raise GeoJSONError(f"{path}: nested too deeply to be GeoJSON") from None
-
-
-# read_annotations / write_annotations live beside the repair rules; re-exported here so
-# callers find every GeoJSON function in one module.
-from slidescope.app.annotations.annotation_io import (  # noqa: E402
-    RepairReport,
-    annotation_feature,
-    annotations_geojson_text,
-    read_annotations,
-    write_annotations,
-)
 
 __all__ = [
     "GeoJSONError",

@@ -24,7 +24,7 @@ from slidescope.app.annotations.annotation_io import (
     write_annotations,
 )
 from slidescope.app.annotations.classes import DEFAULT_CLASSES, PathClass
-from slidescope.app.annotations.geojson import GeoJSONError
+from slidescope.app.annotations.features import GeoJSONError
 from slidescope.app.annotations.model import Annotation, AnnotationSet
 from slidescope.app.user_dirs import user_data_dir
 from slidescope.models.files import backup_path, remove_stale_temps

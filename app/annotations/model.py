@@ -276,6 +276,26 @@ class AnnotationSet:
             what="move",
         )
 
+    def edit(
+        self,
+        add: Iterable[Annotation] = (),
+        update: Iterable[Annotation] = (),
+        remove: Iterable[str] = (),
+        what: str = "edit",
+    ) -> None:
+        """Add, change and delete annotations as ONE undo step (e.g. a brush stroke)."""
+        add, update = list(add), [a for a in update if a.id in self._items]
+        remove = [i for i in remove if i in self._items]
+        self._check_unlocked(
+            remove + [a.id for a in update if a.geometry is not self._items[a.id].geometry]
+        )
+        before: dict[str, Annotation | None] = {a.id: self._items.get(a.id) for a in add + update}
+        after: dict[str, Annotation | None] = {a.id: a for a in add + update}
+        for i in remove:
+            before[i], after[i] = self._items[i], None
+        if after:
+            self._do(_Edit(before, after, what))
+
     def replace_all(self, annotations: Iterable[Annotation], what: str = "replace") -> None:
         """Make the set hold exactly ``annotations`` (one undo step)."""
         new = {a.id: a for a in annotations}

@@ -21,6 +21,7 @@ from slidescope.app.analysis.slide_analysis import SlideAnalysis
 from slidescope.app.analysis.top_patches import patch_images_job
 from slidescope.app.display.heatmap_layers import describe_patch, heatmap_layers, patch_at
 from slidescope.app.export.slide_export import ExportOptions, export_slide
+from slidescope.app.ui.annotation_layer import is_annotation_click
 from slidescope.app.ui.slide_session import ShownSlide, SlideSession
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.analysis_dock import AnalysisDock
@@ -228,6 +229,8 @@ class AnalysisSession:
 
     def _on_click(self, viewer: Any, event: Any) -> None:
         if self.analysis is None or self.slides.current is None:
+            return
+        if is_annotation_click(viewer):  # drawing or selecting annotations: no pin
             return
         x, y = self.slides.current.data.space.to_level0(tuple(event.position))
         self.pinned = patch_at(self.analysis, x, y)

@@ -16,9 +16,11 @@ from slidescope.app.display.tile_cache import DEFAULT_CACHE_BYTES
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.project.project import PROJECT_FILE, is_slide_path
 from slidescope.app.ui.analysis_session import AnalysisSession
+from slidescope.app.ui.annotation_session import AnnotationSession
 from slidescope.app.ui.slide_session import SlidePanels, SlideSession
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.analysis_dock import AnalysisDock
+from slidescope.app.ui.widgets.annotations_dock import AnnotationsDock
 from slidescope.app.ui.widgets.job_progress import JobProgress
 from slidescope.app.ui.widgets.minimap import Minimap
 from slidescope.app.ui.widgets.patch_gallery import PatchGallery
@@ -79,6 +81,9 @@ class SlideScopeWindow:
         self.analysis = AnalysisSession(
             self.session, self.analysis_dock, self.prediction, self.gallery, checkpoint
         )
+        # annotations (issue 9): dock + session following the shown slide
+        self.annotations_dock = AnnotationsDock()
+        self.annotation = AnnotationSession(self.session, self.annotations_dock)
         self._add_docks()
         self._add_menus()
         self._add_status()
@@ -107,6 +112,7 @@ class SlideScopeWindow:
             "analysis": add(self.analysis_dock, name="Analysis", area="right", tabify=True),
             "prediction": add(self.prediction, name="Prediction", area="left", tabify=True),
             "patches": add(self.gallery, name="Patches", area="left", tabify=True),
+            "annotations": add(self.annotations_dock, name="Annotations", area="right", tabify=True),
         }
         self.analysis_dock.choose_checkpoint.connect(weak_slot(self.ask_checkpoint))
         self.analysis_dock.export_requested.connect(weak_slot(self.ask_export))
@@ -120,6 +126,9 @@ class SlideScopeWindow:
             ("open_project", "Open Project...", self.ask_open_project, None),
             ("new_project", "New Project...", self.ask_new_project, None),
             ("add_folder", "Add Folder of Slides...", self.ask_add_folder, None),
+            ("import_annotations", "Import Annotations...", self.annotation.ask_import, None),
+            ("export_annotations", "Export Annotations...", self.annotation.ask_export, None),
+            ("slide_label", "Slide Label...", self.annotation.ask_label, None),
         ):
             action = QAction(text, self.qt_window)
             if shortcut:
@@ -156,6 +165,9 @@ class SlideScopeWindow:
         projects = [
             p for p in paths if (Path(p) / PROJECT_FILE).exists() or Path(p).name == PROJECT_FILE
         ]
+        if paths and all(p.lower().endswith((".geojson", ".json")) for p in paths):
+            self.annotation.import_files(list(paths))  # QuPath annotations onto the slide
+            return True
         slides = [p for p in paths if is_slide_path(p)]
         if not paths or len(projects) + len(slides) != len(paths):
             return False

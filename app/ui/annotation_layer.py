@@ -33,7 +33,7 @@ from slidescope.app.annotations.model import (
 from slidescope.app.display.placement import SlideSpace, shapes_placement
 
 LAYER_NAME = "Annotations"
-FILL_ALPHA = 0.25
+FILL_ALPHA = 0.35
 ELLIPSE_VERTICES = 64
 # napari modes of the drawing tools; point and brush are ours (pan_zoom without panning)
 TOOL_MODES = {

@@ -112,7 +112,7 @@ class AnnotationSession:
             self.annotations,
             SlideSpace.of(slide),
             self.classes,
-            edge_width=max(2.0, max(width, height) / 1500),
+            edge_width=max(2.0, max(width, height) / 500),  # visible at the overview zoom
         )
         self.view.hidden = set(self.hidden)
         self.annotations.changed.connect(self._on_change)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from slidescope.app.jobs import run_job
 from slidescope.app.demo import demo_slide as demo
+from slidescope.app.jobs import run_job
 from slidescope.app.user_dirs import user_cache_dir
 from slidescope.plugins._reader import read_slides
 

@@ -140,7 +140,11 @@ class AnnotationLayer:
                 for i in sorted(indices, reverse=True):
                     del self.shape_ids[i]
             self._add_shapes(
-                [self.annotations[i] for i in ids if i in self.annotations and self._shown(self.annotations[i])]
+                [
+                    self.annotations[i]
+                    for i in ids
+                    if i in self.annotations and self._shown(self.annotations[i])
+                ]
             )
         finally:
             self._syncing = False
@@ -152,7 +156,7 @@ class AnnotationLayer:
         data, types, edges, faces, ids = [], [], [], [], []
         for a in annotations:
             edge, face = self._colors(a)
-            for vertices, shape_type, filled in _napari_shapes(a.geometry, self.point_radius):
+            for vertices, shape_type, filled in napari_shapes(a.geometry, self.point_radius):
                 data.append(vertices)
                 types.append(shape_type)
                 edges.append(edge)
@@ -221,7 +225,6 @@ class AnnotationLayer:
         self._apply(add=added, update=updates, revert=[a.id for a in updates])
         # shapes napari kept but that made no geometry (degenerate): drop them
         if any(a is None for a in self.shape_ids):
-            self._redraw_ids([])
             self._drop_unassigned()
 
     def _removed(self) -> None:
@@ -277,7 +280,7 @@ class AnnotationLayer:
     def _geometry_of_new(self, index: int) -> BaseGeometry | None:
         vertices = np.asarray(self.layer.data[index])[:, -2:][:, ::-1]  # (x, y)
         shape_type = self.layer.shape_type[index]
-        return _shape_geometry(vertices, shape_type, as_point=False)
+        return shape_geometry(vertices, shape_type, as_point=False)
 
     def _geometry_from_shapes(self, annotation: Annotation) -> BaseGeometry:
         """An annotation's geometry rebuilt from its shapes in the layer (after an edit)."""
@@ -288,7 +291,7 @@ class AnnotationLayer:
                 continue
             vertices = np.asarray(self.layer.data[i])[:, -2:][:, ::-1]
             shape_type = self.layer.shape_type[i]
-            geometry = _shape_geometry(vertices, shape_type, as_point=kind == "point")
+            geometry = shape_geometry(vertices, shape_type, as_point=kind == "point")
             if kind == "polygon" and shape_type == "path":
                 holes.append(shapely.Polygon(vertices))
             elif geometry is not None:
@@ -325,7 +328,9 @@ class AnnotationLayer:
             self.layer.current_face_color = face
 
     def selected_ids(self) -> list[str]:
-        ids = [self.shape_ids[i] for i in sorted(self.layer.selected_data) if i < len(self.shape_ids)]
+        ids = [
+            self.shape_ids[i] for i in sorted(self.layer.selected_data) if i < len(self.shape_ids)
+        ]
         return list(dict.fromkeys(a for a in ids if a))
 
     def select_ids(self, ids: Iterable[str]) -> None:
@@ -372,7 +377,7 @@ class AnnotationLayer:
             self.viewer.layers.remove(self.layer)
 
 
-def _napari_shapes(
+def napari_shapes(
     geometry: BaseGeometry, point_radius: float
 ) -> list[tuple[np.ndarray, str, bool]]:
     """``(vertices (y, x), shape_type, filled)`` napari shapes drawing a geometry."""
@@ -390,11 +395,11 @@ def _napari_shapes(
             box = np.array([[y - r, x - r], [y - r, x + r], [y + r, x + r], [y + r, x - r]])
             shapes.append((box, "ellipse", False))
         elif kind in ("MultiPolygon", "MultiLineString", "MultiPoint", "GeometryCollection"):
-            shapes += _napari_shapes(part, point_radius)
+            shapes += napari_shapes(part, point_radius)
     return shapes
 
 
-def _shape_geometry(xy: np.ndarray, shape_type: str, as_point: bool) -> BaseGeometry | None:
+def shape_geometry(xy: np.ndarray, shape_type: str, as_point: bool) -> BaseGeometry | None:
     """The geometry of one napari shape, from its vertices ``(x, y)``."""
     if as_point:
         return shapely.Point(xy.mean(axis=0))

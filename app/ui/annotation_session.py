@@ -11,6 +11,7 @@ save in flight: one lock orders the writes so an older snapshot never lands last
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,12 @@ class AnnotationSession:
         self._save_lock = threading.Lock()
         self._saving = False
         self._worker: Any = None
-        self._save_timer = QTimer()
+        # timers live and die with the dock (no refresh after its widgets are gone)
+        self._save_timer = QTimer(dock)
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(int(AUTOSAVE_DELAY_S * 1000))
         self._save_timer.timeout.connect(weak_slot(self.autosave))
-        self._table_timer = QTimer()
+        self._table_timer = QTimer(dock)
         self._table_timer.setSingleShot(True)
         self._table_timer.setInterval(50)  # one table refresh for a burst of edits
         self._table_timer.timeout.connect(weak_slot(self.refresh_table))
@@ -128,12 +130,11 @@ class AnnotationSession:
         self.flush()
         self.annotations.changed.disconnect(self._on_change)
         if self.view is not None:
-            try:
+            with contextlib.suppress(RuntimeError):  # Qt objects already gone at shutdown
                 self.view.close()
-            except RuntimeError:  # Qt objects already gone at shutdown
-                pass
         self.view, self.annotations, self.store = None, None, None
-        self.dock.set_table([])
+        with contextlib.suppress(RuntimeError):
+            self.dock.set_table([])
 
     # -- saving ------------------------------------------------------------------------
 
@@ -149,7 +150,11 @@ class AnnotationSession:
         if self._saving:
             self._save_timer.start()  # one save at a time; try again shortly
             return None
-        snapshot, revision, store = self.annotations.snapshot(), self.annotations.revision, self.store
+        snapshot, revision, store = (
+            self.annotations.snapshot(),
+            self.annotations.revision,
+            self.store,
+        )
         lock = self._save_lock
 
         @thread_worker
@@ -168,7 +173,11 @@ class AnnotationSession:
     def _saved(self) -> None:
         self._saving = False
         self._worker = None
-        if self.annotations is not None and self.store is not None and not self.store.is_saved(self.annotations):
+        if (
+            self.annotations is not None
+            and self.store is not None
+            and not self.store.is_saved(self.annotations)
+        ):
             self._save_timer.start()
 
     def flush(self) -> None:
@@ -283,7 +292,14 @@ class AnnotationSession:
         measured = self.annotations.measurements(mpp)
         names = {a.id: a.name for a in self.annotations}
         rows = [
-            (m.id, m.classification, area_text(m.area_um2), m.area_um2, m.perimeter_um, names.get(m.id, ""))
+            (
+                m.id,
+                m.classification,
+                area_text(m.area_um2),
+                m.area_um2,
+                m.perimeter_um,
+                names.get(m.id, ""),
+            )
             for m in measured.per_annotation
         ]
         self.dock.set_table(rows, measured)
@@ -360,7 +376,9 @@ class AnnotationSession:
         if entry is None:
             show_info("Slide labels belong to a project: open or create one first")
             return
-        text, ok = QInputDialog.getText(None, "Slide label", f"Label of {entry.slide_id}:", text=entry.label or "")
+        text, ok = QInputDialog.getText(
+            None, "Slide label", f"Label of {entry.slide_id}:", text=entry.label or ""
+        )
         if ok:
             project.set_label(entry.slide_id, text)
             project.save()

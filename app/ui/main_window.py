@@ -112,7 +112,9 @@ class SlideScopeWindow:
             "analysis": add(self.analysis_dock, name="Analysis", area="right", tabify=True),
             "prediction": add(self.prediction, name="Prediction", area="left", tabify=True),
             "patches": add(self.gallery, name="Patches", area="left", tabify=True),
-            "annotations": add(self.annotations_dock, name="Annotations", area="right", tabify=True),
+            "annotations": add(
+                self.annotations_dock, name="Annotations", area="right", tabify=True
+            ),
         }
         self.analysis_dock.choose_checkpoint.connect(weak_slot(self.ask_checkpoint))
         self.analysis_dock.export_requested.connect(weak_slot(self.ask_export))

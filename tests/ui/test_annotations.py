@@ -26,9 +26,11 @@ def make_window(window_factory, slide_files: SlideFiles):
 def open_and_wait(win, qtbot, path) -> None:
     win.open_slides([path])
     qtbot.waitUntil(
-        lambda: win.session.current is not None
-        and win.session.current.path == path.resolve()
-        and win.annotation.view is not None,
+        lambda: (
+            win.session.current is not None
+            and win.session.current.path == path.resolve()
+            and win.annotation.view is not None
+        ),
         timeout=20_000,
     )
 
@@ -41,7 +43,9 @@ def draw(win, qtbot, vertices_xy, shape_type="polygon") -> None:
     qtbot.waitUntil(lambda: len(win.annotation.annotations) == before + 1, timeout=5_000)
 
 
-def test_draw_classify_brush_undo_and_table(make_window, slide_files, small_levels, tmp_path, qtbot):
+def test_draw_classify_brush_undo_and_table(
+    make_window, slide_files, small_levels, tmp_path, qtbot
+):
     win = make_window(size=(1600, 1000))
     path = slide_files.add(tmp_path / "s.tif", small_levels, mpp=(0.5, 0.5))
     open_and_wait(win, qtbot, path)
@@ -81,7 +85,9 @@ def test_draw_classify_brush_undo_and_table(make_window, slide_files, small_leve
     # moving a shape in the layer moves the annotation
     index = session.view.shape_ids.index(first.id)
     layer._data_view.shift(index, np.array([10.0, 20.0]))
-    layer.events.data(value=layer.data, action=ActionType.CHANGED, data_indices=(index,), vertex_indices=((),))
+    layer.events.data(
+        value=layer.data, action=ActionType.CHANGED, data_indices=(index,), vertex_indices=((),)
+    )
     qtbot.waitUntil(lambda: session.annotations[first.id].geometry.bounds[0] == 120, timeout=5_000)
 
     # the brush merges into the polygon under it; undo takes it back
@@ -111,7 +117,9 @@ def test_draw_classify_brush_undo_and_table(make_window, slide_files, small_leve
     session.lock_selected(True)
     index = session.view.shape_ids.index(ellipse.id)
     layer._data_view.shift(index, np.array([50.0, 50.0]))
-    layer.events.data(value=layer.data, action=ActionType.CHANGED, data_indices=(index,), vertex_indices=((),))
+    layer.events.data(
+        value=layer.data, action=ActionType.CHANGED, data_indices=(index,), vertex_indices=((),)
+    )
     qtbot.wait(50)
     assert session.annotations[ellipse.id].geometry.equals(ellipse.geometry)
 
@@ -134,7 +142,9 @@ def test_draw_classify_brush_undo_and_table(make_window, slide_files, small_leve
     assert shot.shape[0] > 500
 
 
-def test_autosave_switch_and_reopen_in_a_project(make_window, slide_files, small_levels, tmp_path, qtbot):
+def test_autosave_switch_and_reopen_in_a_project(
+    make_window, slide_files, small_levels, tmp_path, qtbot
+):
     first = slide_files.add(tmp_path / "a.tif", small_levels)
     second = slide_files.add(tmp_path / "b.tif", synthetic_levels(1024, 768, 2, seed=2))
     project = Project.create(tmp_path / "p")
@@ -176,13 +186,22 @@ def test_slides_alone_keep_annotations_in_the_user_folder_and_import_qupath(
                     {
                         "type": "Feature",
                         "id": "q1",
-                        "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [50, 0], [50, 50], [0, 0]]]},
-                        "properties": {"objectType": "annotation", "classification": {"name": "Mucin", "color": [1, 2, 3]}},
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [[[0, 0], [50, 0], [50, 50], [0, 0]]],
+                        },
+                        "properties": {
+                            "objectType": "annotation",
+                            "classification": {"name": "Mucin", "color": [1, 2, 3]},
+                        },
                     },
                     {
                         "type": "Feature",
                         "id": "q2",
-                        "geometry": {"type": "LineString", "coordinates": [[0, 0], [99999, 99999]]},
+                        "geometry": {
+                            "type": "LineString",
+                            "coordinates": [[0, 0], [99999, 99999]],
+                        },
                         "properties": {"objectType": "annotation"},
                     },
                 ],

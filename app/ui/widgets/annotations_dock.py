@@ -137,7 +137,10 @@ class AnnotationsDock(QWidget):
         layout.addWidget(self.totals)
 
         files = QHBoxLayout()
-        for text, signal in (("Import...", self.import_requested), ("Export...", self.export_requested)):
+        for text, signal in (
+            ("Import...", self.import_requested),
+            ("Export...", self.export_requested),
+        ):
             button = QPushButton(text)
             button.clicked.connect(signal)
             files.addWidget(button)
@@ -175,16 +178,22 @@ class AnnotationsDock(QWidget):
             self.class_checks[path_class.name] = check
 
     def _pick_color(self, path_class: PathClass) -> None:
-        color = QColorDialog.getColor(QColor(*path_class.color), self, f"Colour of {path_class.name}")
+        color = QColorDialog.getColor(
+            QColor(*path_class.color), self, f"Colour of {path_class.name}"
+        )
         if color.isValid():
             self.class_color.emit(path_class.name, (color.red(), color.green(), color.blue()))
 
-    def set_table(self, rows: list[tuple[str, str, str, float, float, str]], measured: Measurements | None = None) -> None:
+    def set_table(
+        self,
+        rows: list[tuple[str, str, str, float, float, str]],
+        measured: Measurements | None = None,
+    ) -> None:
         """Rows ``(id, class, area text, area µm², perimeter µm, name)``; totals per class."""
         self.table.setUpdatesEnabled(False)
         self.table.setRowCount(len(rows))
         self.row_ids = [r[0] for r in rows]
-        for row, (_id, name, area_text, area, perimeter, label) in enumerate(rows):
+        for row, (_id, name, area_text, _area, perimeter, label) in enumerate(rows):
             for col, text in enumerate((name, area_text, f"{perimeter:,.1f}", label)):
                 item = self.table.item(row, col)
                 if item is None:
@@ -192,7 +201,9 @@ class AnnotationsDock(QWidget):
                     self.table.setItem(row, col, item)
                 item.setText(text)
                 if col in (1, 2):
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
         self.table.setUpdatesEnabled(True)
         if measured is not None:
             self.totals.setText(

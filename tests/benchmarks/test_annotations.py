@@ -161,7 +161,7 @@ CHILD = textwrap.dedent(
     from slidescope.app.annotations.model import Annotation
     from slidescope.app.annotations.store import AUTOSAVE_DELAY_S, AnnotationStore
 
-    path, log_path, n0 = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    path, log_path, n0, run = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     store = AnnotationStore(path)
     annotations = store.load()
     if len(annotations) < n0:  # a realistic slide: thousands already there
@@ -170,6 +170,7 @@ CHILD = textwrap.dedent(
         store.save(annotations)
     lock, state = threading.Lock(), {"first_unsaved": None, "saving": False}
     log = open(log_path, "a", buffering=1)
+    print("ready", flush=True)
 
     def save():  # what the window's thread_worker does
         snapshot, revision = annotations.snapshot(), annotations.revision
@@ -181,8 +182,8 @@ CHILD = textwrap.dedent(
     while True:  # an edit every 10 ms, autosave as the window schedules it
         seq += 1
         now = time.time()
-        annotations.add(Annotation(shapely.box(seq, 0, seq + 5, 5), "Stroma", properties={"seq": seq}))
-        log.write(f"{seq} {now}\\n")
+        annotations.add(Annotation(shapely.box(seq, 0, seq + 5, 5), "Stroma", properties={"seq": f"{run}:{seq}"}))
+        log.write(f"{run}:{seq} {now}\\n")
         if state["first_unsaved"] is None:
             state["first_unsaved"] = now
         if now - state["first_unsaved"] >= AUTOSAVE_DELAY_S and not state["saving"]:
@@ -198,21 +199,26 @@ def test_kill_9_never_leaves_an_unreadable_file_and_loses_at_most_2_s(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     rng = random.Random(9)
     worst = 0.0
-    for round_ in range(6):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(log), "5000"], env=env)
-        # the child runs a random while; waiting on it is the timer (it never exits alone)
+    for round_ in range(8):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(path), str(log), "5000", str(round_)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"  # blocks until it edits
+        # the child edits for a random while; waiting on it is the timer (it never exits)
         with pytest.raises(subprocess.TimeoutExpired):
-            child.wait(timeout=3.0 + rng.uniform(0.0, 4.0))
+            child.wait(timeout=rng.uniform(0.2, 5.0))
         killed_at = time.time()
         child.send_signal(signal.SIGKILL)
         child.wait()
         edits = [line.split() for line in log.read_text().splitlines() if line.strip()]
         log.write_text("")
-        if not path.exists():
-            continue  # killed before the first save of the 5,000 polygons
         annotations, _ = read_annotations(path)  # must always parse
         saved = {a.properties.get("seq") for a in annotations}
-        lost = [float(t) for s, t in edits if int(s) not in saved]
+        lost = [float(t) for s, t in edits if s not in saved]
         loss = killed_at - min(lost) if lost else 0.0
         worst = max(worst, loss)
         print(f"round {round_}: {len(edits)} edits, {len(lost)} lost, {loss:.2f} s of edits lost")

@@ -90,3 +90,23 @@ class AnalysisPanel(QWidget):
         layout.addWidget(tabs, 1)
         if shared.slides.panels.jobs is not None and not shared.slides.panels.jobs.isVisible():
             layout.addWidget(shared.slides.panels.jobs)
+
+
+class AnnotationsPanel(QWidget):
+    """Plugins > SlideScope > Annotations: the desktop window's Annotations dock, for the
+    slide the plugin opened (saved in the user data folder, keyed by the slide)."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        from slidescope.app.ui.annotation_session import AnnotationSession
+        from slidescope.app.ui.widgets.annotations_dock import AnnotationsDock
+        from slidescope.plugins._annotations import ViewerSlides
+
+        self.dock = AnnotationsDock()
+        self.slides = ViewerSlides(napari_viewer)
+        self.session = AnnotationSession(self.slides, self.dock)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.dock)
+        self.slides._layers_changed()  # a slide already open
+        self.destroyed.connect(self.session.flush)

@@ -22,6 +22,7 @@ from slidescope.app.analysis.slide_analysis import SlideAnalysis
 from slidescope.app.analysis.top_patches import patch_images_job
 from slidescope.app.display.heatmap_layers import PatchIndex, describe_patch, hotspots, hover_text
 from slidescope.app.export.slide_export import ExportOptions, export_slide
+from slidescope.app.ui.annotation_layer import is_annotation_click
 from slidescope.app.ui.heatmap_view import HeatmapView
 from slidescope.app.ui.slide_session import ShownSlide, SlideSession
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
@@ -283,6 +284,8 @@ class AnalysisSession:
 
     def _on_click(self, viewer: Any, event: Any) -> None:
         if self.analysis is None or self.slides.current is None:
+            return
+        if is_annotation_click(viewer):  # drawing or selecting annotations: no pin
             return
         self.pinned = self.patch_at_world(tuple(event.position))
         if self.pinned is not None:

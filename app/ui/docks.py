@@ -62,6 +62,14 @@ DOCKS: list[DockSpec] = [
     DockSpec("prediction", "Prediction", "right", lambda w: w.prediction),
     DockSpec("analysis", "Analysis", "right", lambda w: w.analysis_dock, plugin_widget="Analysis"),
     DockSpec("patches", "Patches", "right", lambda w: w.gallery, tabify="analysis"),
+    DockSpec(
+        "annotations",
+        "Annotations",
+        "right",
+        lambda w: w.annotations_dock,
+        tabify="analysis",
+        plugin_widget="Annotations",
+    ),
 ]
 
 

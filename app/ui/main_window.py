@@ -16,6 +16,7 @@ from slidescope.app.display.tile_cache import DEFAULT_CACHE_BYTES
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.project.project import PROJECT_FILE, is_slide_path
 from slidescope.app.ui.analysis_session import AnalysisSession
+from slidescope.app.ui.annotation_session import AnnotationSession
 from slidescope.app.ui.docks import add_docks, size_columns
 from slidescope.app.ui.menus import add_file_actions, add_navigate_menu
 from slidescope.app.ui.napari_access import (
@@ -31,6 +32,7 @@ from slidescope.app.ui.slide_session import SlidePanels, SlideSession
 from slidescope.app.ui.viewer_sessions import ViewerSession, register
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.analysis_dock import AnalysisDock
+from slidescope.app.ui.widgets.annotations_dock import AnnotationsDock
 from slidescope.app.ui.widgets.canvas_overlays import CanvasOverlays
 from slidescope.app.ui.widgets.job_progress import JobProgress
 from slidescope.app.ui.widgets.minimap import Minimap
@@ -99,6 +101,9 @@ class SlideScopeWindow:
         self.viewer_session = register(
             self.viewer, ViewerSession(self.session, self.analysis, window=self)
         )
+        # annotations: the dock and the session that follows the shown slide
+        self.annotations_dock = AnnotationsDock()
+        self.annotation = AnnotationSession(self.session, self.annotations_dock)
         fit_to_screen(self.qt_window, fill=made)
         self.docks = add_docks(self)
         self.panels.slides.add_slides_requested.connect(weak_slot(self.ask_open_slides))  # type: ignore[union-attr]
@@ -183,6 +188,9 @@ class SlideScopeWindow:
         projects = [
             p for p in paths if (Path(p) / PROJECT_FILE).exists() or Path(p).name == PROJECT_FILE
         ]
+        if paths and all(p.lower().endswith((".geojson", ".json")) for p in paths):
+            self.annotation.import_files(list(paths))  # QuPath annotations onto the slide
+            return True
         slides = [p for p in paths if is_slide_path(p)]
         if not paths or len(projects) + len(slides) != len(paths):
             return False

@@ -32,6 +32,9 @@ def add_file_actions(window: Any) -> dict[str, QAction]:
         ("open_project", "Open Project...", window.ask_open_project, OPEN_PROJECT_KEY),
         ("new_project", "New Project...", window.ask_new_project, None),
         ("add_folder", "Add Folder of Slides...", window.ask_add_folder, None),
+        ("import_annotations", "Import Annotations...", window.annotation.ask_import, None),
+        ("export_annotations", "Export Annotations...", window.annotation.ask_export, None),
+        ("slide_label", "Slide Label...", window.annotation.ask_label, None),
     ):
         action = QAction(text, window.qt_window)
         if shortcut:

@@ -1,0 +1,231 @@
+"""The Annotations dock: tools, classes (set, show/hide, colour), lock, undo, and the table.
+
+A plain widget with signals; :class:`~slidescope.app.ui.annotation_session.AnnotationSession`
+(the window) or the plugin's widget connects it to a slide's annotation layer.
+"""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QCheckBox,
+    QColorDialog,
+    QDoubleSpinBox,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from slidescope.app.annotations.classes import PathClass
+from slidescope.app.annotations.model import Measurements
+
+TOOLS = (
+    ("pan", "Pan", "Move around the slide (Space)"),
+    ("select", "Select", "Select and move annotations; Delete removes them"),
+    ("vertices", "Vertices", "Drag the vertices of the selected annotation"),
+    ("polygon", "Polygon", "Click the corners; double-click to finish"),
+    ("freehand", "Freehand", "Draw around a region (lasso)"),
+    ("rectangle", "Rectangle", "Drag a rectangle"),
+    ("ellipse", "Ellipse", "Drag an ellipse"),
+    ("point", "Point", "Click to place a point"),
+    ("brush", "Brush", "Paint area into the annotation under the brush"),
+    ("eraser", "Eraser", "Erase area from annotations"),
+)
+COLUMNS = ("Class", "Area", "Perimeter µm", "Name")
+
+
+def color_icon(color: tuple[int, int, int], size: int = 12) -> QIcon:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(QColor(*color))
+    return QIcon(pixmap)
+
+
+class AnnotationsDock(QWidget):
+    """Controls of the annotations of the slide on screen.
+
+    Signals
+    -------
+    tool_chosen(str), class_chosen(str), class_visibility(str, bool), class_color(str, tuple)
+    lock_requested(bool), delete_requested, undo_requested, redo_requested
+    brush_size(float), row_clicked(str)
+        The annotation id of the clicked table row.
+    import_requested, export_requested
+    """
+
+    tool_chosen = Signal(str)
+    class_chosen = Signal(str)
+    class_visibility = Signal(str, bool)
+    class_color = Signal(str, tuple)
+    lock_requested = Signal(bool)
+    delete_requested = Signal()
+    undo_requested = Signal()
+    redo_requested = Signal()
+    brush_size = Signal(float)
+    row_clicked = Signal(str)
+    import_requested = Signal()
+    export_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("slidescope-annotations")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+
+        self.tool_buttons: dict[str, QPushButton] = {}
+        self._tools = QButtonGroup(self)
+        grid = QGridLayout()
+        for i, (key, text, tip) in enumerate(TOOLS):
+            button = QPushButton(text)
+            button.setCheckable(True)
+            button.setToolTip(tip)
+            button.clicked.connect(lambda _=False, k=key: self.tool_chosen.emit(k))
+            self._tools.addButton(button)
+            self.tool_buttons[key] = button
+            grid.addWidget(button, i // 5, i % 5)
+        self.tool_buttons["pan"].setChecked(True)
+        layout.addLayout(grid)
+
+        brush = QHBoxLayout()
+        brush.addWidget(QLabel("Brush size"))
+        self.brush_spin = QDoubleSpinBox()
+        self.brush_spin.setRange(1.0, 5000.0)
+        self.brush_spin.setValue(50.0)
+        self.brush_spin.setSuffix(" µm")
+        self.brush_spin.valueChanged.connect(self.brush_size)
+        brush.addWidget(self.brush_spin)
+        brush.addStretch(1)
+        layout.addLayout(brush)
+
+        layout.addWidget(QLabel("Classes (keys 1-9 set the class of the selection)"))
+        self.class_grid = QGridLayout()
+        layout.addLayout(self.class_grid)
+        self.class_buttons: dict[str, QPushButton] = {}
+        self.class_checks: dict[str, QCheckBox] = {}
+        self._class_group = QButtonGroup(self)
+
+        actions = QHBoxLayout()
+        for text, signal in (
+            ("Lock", lambda: self.lock_requested.emit(True)),
+            ("Unlock", lambda: self.lock_requested.emit(False)),
+            ("Delete", self.delete_requested.emit),
+            ("Undo", self.undo_requested.emit),
+            ("Redo", self.redo_requested.emit),
+        ):
+            button = QPushButton(text)
+            button.clicked.connect(signal)
+            actions.addWidget(button)
+        layout.addLayout(actions)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.cellClicked.connect(self._row_clicked)
+        layout.addWidget(self.table, 1)
+        self.totals = QLabel("")
+        self.totals.setWordWrap(True)
+        layout.addWidget(self.totals)
+
+        files = QHBoxLayout()
+        for text, signal in (
+            ("Import...", self.import_requested),
+            ("Export...", self.export_requested),
+        ):
+            button = QPushButton(text)
+            button.clicked.connect(signal)
+            files.addWidget(button)
+        layout.addLayout(files)
+        self.row_ids: list[str] = []
+
+    # -- filling -----------------------------------------------------------------------
+
+    def set_classes(self, classes: list[PathClass], active: str | None, hidden: set[str]) -> None:
+        """Show one row per class: a button that sets it, a visibility box, a colour swatch."""
+        while self.class_grid.count():
+            item = self.class_grid.takeAt(0)
+            if item is not None and item.widget() is not None:
+                item.widget().deleteLater()
+        self.class_buttons.clear()
+        self.class_checks.clear()
+        for i, path_class in enumerate(classes):
+            key = f"{i + 1}  " if i < 9 else "   "
+            button = QPushButton(f"{key}{path_class.name}")
+            button.setCheckable(True)
+            button.setChecked(path_class.name == active)
+            button.setIcon(color_icon(path_class.color))
+            button.setStyleSheet("text-align: left")
+            button.clicked.connect(lambda _=False, n=path_class.name: self.class_chosen.emit(n))
+            self._class_group.addButton(button)
+            check = QCheckBox("show")
+            check.setChecked(path_class.name not in hidden)
+            check.toggled.connect(lambda on, n=path_class.name: self.class_visibility.emit(n, on))
+            swatch = QPushButton("colour")
+            swatch.clicked.connect(lambda _=False, c=path_class: self._pick_color(c))
+            self.class_grid.addWidget(button, i // 2, (i % 2) * 3)
+            self.class_grid.addWidget(check, i // 2, (i % 2) * 3 + 1)
+            self.class_grid.addWidget(swatch, i // 2, (i % 2) * 3 + 2)
+            self.class_buttons[path_class.name] = button
+            self.class_checks[path_class.name] = check
+
+    def _pick_color(self, path_class: PathClass) -> None:
+        color = QColorDialog.getColor(
+            QColor(*path_class.color), self, f"Colour of {path_class.name}"
+        )
+        if color.isValid():
+            self.class_color.emit(path_class.name, (color.red(), color.green(), color.blue()))
+
+    def set_table(
+        self,
+        rows: list[tuple[str, str, str, float, float, str]],
+        measured: Measurements | None = None,
+    ) -> None:
+        """Rows ``(id, class, area text, area µm², perimeter µm, name)``; totals per class."""
+        self.table.setUpdatesEnabled(False)
+        self.table.setRowCount(len(rows))
+        self.row_ids = [r[0] for r in rows]
+        for row, (_id, name, area_text, _area, perimeter, label) in enumerate(rows):
+            for col, text in enumerate((name, area_text, f"{perimeter:,.1f}", label)):
+                item = self.table.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.table.setItem(row, col, item)
+                item.setText(text)
+                if col in (1, 2):
+                    item.setTextAlignment(
+                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+                    )
+        self.table.setUpdatesEnabled(True)
+        if measured is not None:
+            self.totals.setText(
+                "  ".join(
+                    f"{c.classification}: {c.count} · {c.area_mm2:.4f} mm²"
+                    for c in measured.per_class.values()
+                )
+            )
+
+    def set_tool(self, tool: str) -> None:
+        if tool in self.tool_buttons:
+            self.tool_buttons[tool].setChecked(True)
+
+    def set_active_class(self, name: str | None) -> None:
+        if name in self.class_buttons:
+            self.class_buttons[name].setChecked(True)
+
+    def _row_clicked(self, row: int, _column: int) -> None:
+        if 0 <= row < len(self.row_ids):
+            self.row_clicked.emit(self.row_ids[row])
+
+
+def area_text(area_um2: float) -> str:
+    """An area in the unit a pathologist reads best: µm² when small, mm² otherwise."""
+    return f"{area_um2:,.0f} µm²" if area_um2 < 1e5 else f"{area_um2 / 1e6:,.3f} mm²"

@@ -1,0 +1,220 @@
+"""Annotating in the window: draw, classify, brush, undo, table, autosave, reopen, import."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pytest
+from napari.layers.base._base_constants import ActionType
+from shapely import Point
+from slidescope.app.annotations.geojson import read_annotations
+from slidescope.app.annotations.model import Annotation
+from slidescope.app.display.placement import SlideSpace, shapes_placement
+from slidescope.app.project.project import Project
+from slidescope.app.ui.annotation_layer import is_annotation_click
+from slidescope.app.user_dirs import user_data_dir
+from ui_slides import SlideFiles, synthetic_levels
+
+
+@pytest.fixture
+def make_window(window_factory, slide_files: SlideFiles):
+    return functools.partial(window_factory, open_slide=slide_files, cache_bytes=64 * 1024**2)
+
+
+def open_and_wait(win, qtbot, path) -> None:
+    win.open_slides([path])
+    qtbot.waitUntil(
+        lambda: (
+            win.session.current is not None
+            and win.session.current.path == path.resolve()
+            and win.annotation.view is not None
+        ),
+        timeout=20_000,
+    )
+
+
+def draw(win, qtbot, vertices_xy, shape_type="polygon") -> None:
+    """What napari does when the user finishes a shape: add it, then say so."""
+    layer = win.annotation.view.layer
+    before = len(win.annotation.annotations)
+    layer.add(np.asarray(vertices_xy, dtype=float)[:, ::-1], shape_type=shape_type)
+    qtbot.waitUntil(lambda: len(win.annotation.annotations) == before + 1, timeout=5_000)
+
+
+def test_draw_classify_brush_undo_and_table(
+    make_window, slide_files, small_levels, tmp_path, qtbot
+):
+    win = make_window(size=(1600, 1000))
+    path = slide_files.add(tmp_path / "s.tif", small_levels, mpp=(0.5, 0.5))
+    open_and_wait(win, qtbot, path)
+    session = win.annotation
+    layer = session.view.layer
+    # placed in level-0 space like every overlay
+    placement = shapes_placement(SlideSpace((0.5, 0.5)))
+    assert tuple(layer.scale) == placement.scale
+    assert tuple(layer.translate) == placement.translate
+
+    session.set_tool("polygon")
+    assert is_annotation_click(win.viewer)  # such clicks never pin the heatmap read-out
+    draw(win, qtbot, [[100, 100], [600, 100], [600, 500], [100, 500]])
+    (first,) = list(session.annotations)
+    assert first.classification == "Tumor"
+    assert first.geometry.area == pytest.approx(500 * 400)
+
+    session.set_tool("rectangle")
+    session.choose_class("Stroma")
+    draw(win, qtbot, [[800, 100], [1000, 100], [1000, 300], [800, 300]], "rectangle")
+    session.set_tool("ellipse")
+    draw(win, qtbot, [[1200, 100], [1400, 100], [1400, 300], [1200, 300]], "ellipse")
+    ellipse = list(session.annotations)[-1]
+    assert ellipse.geometry.area == pytest.approx(np.pi * 100 * 100, rel=0.01)
+    session.set_tool("point")
+    # the point tool places points through our own drag callback
+    session.annotations.add(Annotation(Point(50, 50), session.active_class))
+    qtbot.waitUntil(lambda: len(layer.data) == 4, timeout=5_000)
+
+    # set class with the number keys' handler on a selection
+    session.set_tool("select")
+    session.view.select_ids([first.id])
+    session.class_by_number(4)
+    assert session.annotations[first.id].classification == "Necrosis"
+    assert session.view.selected_ids() == [first.id]
+
+    # moving a shape in the layer moves the annotation
+    index = session.view.shape_ids.index(first.id)
+    layer._data_view.shift(index, np.array([10.0, 20.0]))
+    layer.events.data(
+        value=layer.data, action=ActionType.CHANGED, data_indices=(index,), vertex_indices=((),)
+    )
+    qtbot.waitUntil(lambda: session.annotations[first.id].geometry.bounds[0] == 120, timeout=5_000)
+
+    # the brush merges into the polygon under it; undo takes it back
+    session.set_tool("brush")
+    session.choose_class("Necrosis")
+    area = session.annotations[first.id].geometry.area
+    session.view.stroke([(620, 300), (700, 300)])
+    assert session.annotations[first.id].geometry.area > area
+    session.undo()
+    assert session.annotations[first.id].geometry.area == pytest.approx(area)
+    session.redo()
+    session.set_tool("eraser")
+    session.view.stroke([(300, 0), (300, 700)])
+    assert session.annotations[first.id].geometry.geom_type == "MultiPolygon"
+    # the layer shows what the core holds
+    assert set(session.view.shape_ids) == {a.id for a in session.annotations}
+
+    # the table lists every annotation; a click selects and centres on it
+    qtbot.waitUntil(lambda: win.annotations_dock.table.rowCount() == 4, timeout=5_000)
+    row = win.annotations_dock.row_ids.index(ellipse.id)
+    win.annotations_dock._row_clicked(row, 0)
+    assert session.view.selected_ids() == [ellipse.id]
+    centre = win.viewer.scene.camera.center[-2:]
+    assert centre == pytest.approx((200 * 0.5, 1300 * 0.5))
+
+    # a locked annotation keeps its place when the layer moves it
+    session.lock_selected(True)
+    index = session.view.shape_ids.index(ellipse.id)
+    layer._data_view.shift(index, np.array([50.0, 50.0]))
+    layer.events.data(
+        value=layer.data, action=ActionType.CHANGED, data_indices=(index,), vertex_indices=((),)
+    )
+    qtbot.wait(50)
+    assert session.annotations[ellipse.id].geometry.equals(ellipse.geometry)
+
+    # per-class visibility: hidden shapes leave the layer, not the slide's annotations
+    # (the erased polygon is two shapes; rectangle, ellipse and point are Stroma)
+    assert len(layer.data) == 5
+    session.set_class_visible("Stroma", False)
+    assert len(layer.data) == 2
+    assert len(session.annotations) == 4
+    session.set_class_visible("Stroma", True)
+    assert len(layer.data) == 5
+
+    win.qt_window.resize(1600, 1000)
+    win.viewer.reset_view()
+    qtbot.wait(200)
+    shot = win.viewer.screenshot(canvas_only=False, flash=False)
+    from PIL import Image
+
+    Image.fromarray(np.asarray(shot)[..., :3]).save(tmp_path / "annotations-window.png")
+    assert shot.shape[0] > 500
+
+
+def test_autosave_switch_and_reopen_in_a_project(
+    make_window, slide_files, small_levels, tmp_path, qtbot
+):
+    first = slide_files.add(tmp_path / "a.tif", small_levels)
+    second = slide_files.add(tmp_path / "b.tif", synthetic_levels(1024, 768, 2, seed=2))
+    project = Project.create(tmp_path / "p")
+    project.add_slide(first)
+    project.add_slide(second)
+    project.save()
+    win = make_window()
+    win.open_project(project.folder)
+    open_and_wait(win, qtbot, first)
+    session = win.annotation
+    session.set_tool("polygon")
+    draw(win, qtbot, [[10, 10], [300, 10], [300, 200]])
+    saved = tmp_path / "p" / "annotations" / "a.geojson"
+    # autosaved within 2 s, in the background
+    qtbot.waitUntil(saved.exists, timeout=2_500)
+    assert len(json.loads(saved.read_text())["features"]) == 1
+    # an edit, then a switch: saved at once
+    draw(win, qtbot, [[400, 400], [500, 400], [500, 500]])
+    open_and_wait(win, qtbot, second)
+    assert len(json.loads(saved.read_text())["features"]) == 2
+    assert len(session.annotations) == 0
+    # back: everything is there
+    open_and_wait(win, qtbot, first)
+    assert len(session.annotations) == 2
+
+
+def test_slides_alone_keep_annotations_in_the_user_folder_and_import_qupath(
+    make_window, slide_files, small_levels, tmp_path, qtbot
+):
+    path = slide_files.add(tmp_path / "alone.tif", small_levels)
+    win = make_window()
+    open_and_wait(win, qtbot, path)
+    qupath = tmp_path / "alone.geojson"
+    qupath.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "id": "q1",
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [[[0, 0], [50, 0], [50, 50], [0, 0]]],
+                        },
+                        "properties": {
+                            "objectType": "annotation",
+                            "classification": {"name": "Mucin", "color": [1, 2, 3]},
+                        },
+                    },
+                    {
+                        "type": "Feature",
+                        "id": "q2",
+                        "geometry": {
+                            "type": "LineString",
+                            "coordinates": [[0, 0], [99999, 99999]],
+                        },
+                        "properties": {"objectType": "annotation"},
+                    },
+                ],
+            }
+        )
+    )
+    assert win.drop_paths([str(qupath)])
+    assert [a.classification for a in win.annotation.annotations] == ["Mucin", None]
+    assert "Mucin" in win.annotations_dock.class_buttons
+    win.session.close_slide()
+    stored = list(user_data_dir().rglob("alone-*.geojson"))
+    assert stored
+    annotations, _ = read_annotations(stored[0])
+    assert {a.id for a in annotations} == {"q1", "q2"}
+    open_and_wait(win, qtbot, path)
+    assert len(win.annotation.annotations) == 2

@@ -26,6 +26,17 @@ def user_config_dir() -> Path:
     return Path(base).expanduser() / "slidescope"
 
 
+def user_data_dir() -> Path:
+    """``$SLIDESCOPE_DATA``, else ``$XDG_DATA_HOME/slidescope``, else ``~/.local/share/slidescope``.
+
+    Work a user makes outside a project lives here (annotations of a slide opened alone).
+    """
+    if os.environ.get("SLIDESCOPE_DATA"):
+        return Path(os.environ["SLIDESCOPE_DATA"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "slidescope"
+
+
 def recent_files() -> list[str]:
     """The most recently opened slides and projects, newest first (missing ones left out)."""
     file = user_config_dir() / "recent.json"

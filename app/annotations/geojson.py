@@ -4,25 +4,37 @@ A file is a FeatureCollection (QuPath also writes a bare list of Features, or a 
 Feature; all are read). A feature's class is ``properties.classification.name`` (with an
 optional ``color`` ``[r, g, b]``); QuPath's ``objectType`` (``"annotation"``,
 ``"detection"``) is kept. Coordinates are level-0 pixels, ``(x, y)``, y down. Writes are
-atomic: a sibling temp file is written, then renamed over the target.
+atomic (:mod:`slidescope.models.files`): a sibling temp file is written, then renamed over
+the target.
+
+:func:`read_annotations` / :func:`write_annotations` move whole
+:class:`~slidescope.app.annotations.model.AnnotationSet` objects in and out, repairing
+what can safely be repaired (see :mod:`slidescope.app.annotations.repair`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from slidescope.app.errors import SlideScopeError
-
-
-class GeoJSONError(SlideScopeError):
-    """A GeoJSON file cannot be read or is not made of features this app understands."""
+from slidescope.app.annotations.annotation_io import (
+    RepairReport,
+    annotation_feature,
+    annotations_geojson_text,
+    read_annotations,
+    write_annotations,
+)
+from slidescope.app.annotations.features import (
+    GeoJSONError,
+    classification_of,
+    iter_features,
+    load_json,
+)
+from slidescope.models.files import atomic_path
 
 
 def polygon_feature(
@@ -61,39 +73,6 @@ def feature_collection(features: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": list(features)}
 
 
-def classification_of(feature: dict[str, Any]) -> str | None:
-    """The class name of a feature (QuPath's ``properties.classification.name``), or None.
-
-    Older QuPath exports store the class as a plain string; that is read too.
-    """
-    properties = feature.get("properties") or {}
-    value = properties.get("classification")
-    if isinstance(value, dict):
-        name = value.get("name")
-        return str(name) if name is not None else None
-    if isinstance(value, str):
-        return value
-    return None
-
-
-def iter_features(geojson: dict[str, Any] | list[Any]) -> Iterator[dict[str, Any]]:
-    """Every Feature in a FeatureCollection, a list of Features, a Feature or a geometry."""
-    if isinstance(geojson, list):
-        for item in geojson:
-            yield from iter_features(item)
-        return
-    kind = geojson.get("type")
-    if kind == "FeatureCollection":
-        for item in geojson.get("features") or []:
-            yield from iter_features(item)
-    elif kind == "Feature":
-        yield geojson
-    elif kind in ("Polygon", "MultiPolygon", "GeometryCollection", "Point", "LineString"):
-        yield {"type": "Feature", "geometry": geojson, "properties": {}}
-    else:
-        raise GeoJSONError(f"not a GeoJSON feature or geometry (type {kind!r})")
-
-
 def iter_polygons(
     geojson: dict[str, Any] | list[Any], classification: str | None = None
 ) -> Iterator[list[np.ndarray]]:
@@ -125,12 +104,7 @@ def _geometry_polygons(geometry: dict[str, Any] | None) -> Iterator[list[np.ndar
 def read_geojson(path: str | Path) -> dict[str, Any]:
     """Read a GeoJSON file as a FeatureCollection (lists and single features are wrapped)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GeoJSONError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise GeoJSONError(f"{path}: not a readable GeoJSON file ({error})") from error
+    data = load_json(path)
     try:
         features = list(iter_features(data))
     except GeoJSONError as error:
@@ -144,13 +118,24 @@ def write_geojson(path: str | Path, geojson: dict[str, Any] | Sequence[dict[str,
     """Write a FeatureCollection (or a list of features) atomically; returns the path."""
     path = Path(path)
     data = geojson if isinstance(geojson, dict) else feature_collection(list(geojson))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f)
     return path
+
+
+__all__ = [
+    "GeoJSONError",
+    "RepairReport",
+    "annotation_feature",
+    "annotations_geojson_text",
+    "classification_of",
+    "feature_collection",
+    "iter_features",
+    "iter_polygons",
+    "load_json",
+    "polygon_feature",
+    "read_annotations",
+    "read_geojson",
+    "write_annotations",
+    "write_geojson",
+]

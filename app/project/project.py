@@ -3,8 +3,11 @@
 On disk, in plain files a person can read (like a QuPath project)::
 
     my-project/
-        project.json              # name, slides (path, identity, analyses), written atomically
+        project.json              # name, slides (path, identity, label, analyses), the
+                                  # class list, model versions; written atomically
         thumbnails/<slide_id>.png
+        annotations/<slide_id>.geojson   # QuPath-shaped GeoJSON, level-0 px
+        models/<name>.safetensors # model versions: added, never overwritten
         caches/                   # features and other reusable intermediate results
         results/                  # heatmaps, exports, predictions
 
@@ -24,11 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from slidescope.app.annotations.classes import DEFAULT_CLASSES, PathClass
 from slidescope.app.errors import SlideScopeError
+from slidescope.app.project.labels import read_labels_csv, write_labels_csv
+from slidescope.app.project.model_versions import ModelVersion, file_sha256
 from slidescope.app.slides.slide import slide_id_of
 
 PROJECT_FILE = "project.json"
-FORMAT_VERSION = 1
+# 2: slide labels, the class list, model versions (format 1 files are read as they are)
+FORMAT_VERSION = 2
 SLIDE_SUFFIXES = (
     ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".bif", ".vms", ".dcm", ".zarr",
 )  # fmt: skip
@@ -56,6 +63,8 @@ class SlideEntry:
         plus whatever the analysis records, e.g. "result": "results/..."}``.
     added : str
         ISO time the slide joined the project.
+    label : str or None
+        The slide's class for training (e.g. ``"tumor"``), None when not labelled.
     """
 
     slide_id: str
@@ -63,6 +72,7 @@ class SlideEntry:
     identity: dict[str, Any] | None = None
     analyses: dict[str, dict[str, Any]] = field(default_factory=dict)
     added: str = ""
+    label: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SlideEntry:
@@ -72,17 +82,24 @@ class SlideEntry:
             identity=data.get("identity"),
             analyses=dict(data.get("analyses") or {}),
             added=str(data.get("added", "")),
+            label=str(data["label"]) if data.get("label") not in (None, "") else None,
         )
 
 
 @dataclass
 class Project:
-    """A project folder and its slides; :meth:`save` writes ``project.json`` atomically."""
+    """A project folder and its slides; :meth:`save` writes ``project.json`` atomically.
+
+    Changes are in memory until :meth:`save`.
+    """
 
     folder: Path
     name: str
     slides: list[SlideEntry] = field(default_factory=list)
     created: str = ""
+    classes: list[PathClass] = field(default_factory=lambda: list(DEFAULT_CLASSES))
+    model_versions: list[ModelVersion] = field(default_factory=list)
+    active_model: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -115,6 +132,13 @@ class Project:
             data = json.loads(file.read_text(encoding="utf-8"))
             version = int(data.get("format_version", 0))
             slides = [SlideEntry.from_dict(s) for s in data.get("slides", [])]
+            classes = (
+                [PathClass.from_dict(c) for c in data["classes"]]
+                if data.get("classes") is not None
+                else list(DEFAULT_CLASSES)
+            )
+            versions = [ModelVersion.from_dict(m) for m in data.get("model_versions") or []]
+            active = data.get("active_model")
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ProjectError(f"{file}: damaged project file ({error})") from error
         if version > FORMAT_VERSION:
@@ -126,11 +150,14 @@ class Project:
             name=str(data.get("name", folder.name)),
             slides=slides,
             created=str(data.get("created", "")),
+            classes=classes,
+            model_versions=versions,
+            active_model=str(active) if active else None,
         )
 
     def save(self) -> None:
         """Write ``project.json`` atomically and make sure the project's folders exist."""
-        for sub in (self.thumbnails_dir, self.caches_dir, self.results_dir):
+        for sub in (self.thumbnails_dir, self.caches_dir, self.results_dir, self.annotations_dir):
             sub.mkdir(parents=True, exist_ok=True)
         data = {
             "format_version": FORMAT_VERSION,
@@ -138,6 +165,9 @@ class Project:
             "created": self.created,
             "saved": _now(),
             "slides": [asdict(s) for s in self.slides],
+            "classes": [c.to_dict() for c in self.classes],
+            "model_versions": [m.to_dict() for m in self.model_versions],
+            "active_model": self.active_model,
         }
         _write_atomic(self.folder / PROJECT_FILE, json.dumps(data, indent=2).encode())
 
@@ -155,8 +185,115 @@ class Project:
     def results_dir(self) -> Path:
         return self.folder / "results"
 
+    @property
+    def annotations_dir(self) -> Path:
+        return self.folder / "annotations"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.folder / "models"
+
     def thumbnail_path(self, slide_id: str) -> Path:
         return self.thumbnails_dir / f"{slide_id}.png"
+
+    def annotation_path(self, slide_id: str) -> Path:
+        """``annotations/<slide_id>.geojson`` (whether or not it exists yet)."""
+        return self.annotations_dir / f"{slide_id}.geojson"
+
+    # -- classes -----------------------------------------------------------------------------
+
+    def path_class(self, name: str) -> PathClass | None:
+        return next((c for c in self.classes if c.name == name), None)
+
+    def set_class(self, name: str, color: tuple[int, int, int]) -> PathClass:
+        """Add a class, or change the colour of one, keeping its place in the list."""
+        new = PathClass(name, tuple(int(c) for c in color))  # type: ignore[arg-type]
+        for i, existing in enumerate(self.classes):
+            if existing.name == name:
+                self.classes[i] = new
+                return new
+        self.classes.append(new)
+        return new
+
+    # -- labels ------------------------------------------------------------------------------
+
+    def set_label(self, slide_id: str, label: str | None) -> None:
+        """Give a slide its label (None or "" clears it)."""
+        self.slide(slide_id).label = label.strip() if label and label.strip() else None
+
+    def labels(self) -> dict[str, str]:
+        """``slide_id -> label`` of the labelled slides."""
+        return {e.slide_id: e.label for e in self.slides if e.label}
+
+    def import_labels_csv(self, path: str | Path) -> list[str]:
+        """Set labels from a ``slide_id,label`` CSV; returns the ids not in the project."""
+        unknown = []
+        known = {e.slide_id: e for e in self.slides}
+        for slide_id, label in read_labels_csv(path).items():
+            if slide_id in known:
+                known[slide_id].label = label
+            else:
+                unknown.append(slide_id)
+        return unknown
+
+    def export_labels_csv(self, path: str | Path) -> Path:
+        """Write the labelled slides as a ``slide_id,label`` CSV (atomically)."""
+        return write_labels_csv(path, self.labels().items())
+
+    # -- model versions ----------------------------------------------------------------------
+
+    def model_version(self, name: str) -> ModelVersion:
+        for version in self.model_versions:
+            if version.name == name:
+                return version
+        raise ProjectError(f"{self.folder}: no model version {name!r} in the project")
+
+    def model_path(self, name: str) -> Path:
+        """The absolute path of a model version's file."""
+        return self.folder / self.model_version(name).file
+
+    def add_model_version(self, path: str | Path, base: str | None = None) -> ModelVersion:
+        """Register a model file already written under ``models/``; never overwrites.
+
+        Parameters
+        ----------
+        path : str or Path
+            A file inside :attr:`models_dir`; its stem becomes the version's name.
+        base : str, optional
+            The version it was fine-tuned from (must be in the project).
+        """
+        path = Path(path).expanduser().resolve()
+        try:
+            relative = path.relative_to(self.models_dir.resolve())
+        except ValueError:
+            raise ProjectError(
+                f"{path}: a model version must be written under {self.models_dir} first"
+            ) from None
+        if not path.is_file():
+            raise ProjectError(f"{path}: no such model file")
+        if base is not None:
+            self.model_version(base)
+        name = path.stem
+        if any(v.name == name for v in self.model_versions):
+            raise ProjectError(
+                f"{path}: the project already has a model version {name!r}; "
+                "versions are added under new names, never replaced"
+            )
+        version = ModelVersion(
+            name=name,
+            file=(Path("models") / relative).as_posix(),
+            base=base,
+            created=_now(),
+            sha256=file_sha256(path),
+        )
+        self.model_versions.append(version)
+        return version
+
+    def set_active_model(self, name: str | None) -> None:
+        """Make a version the one the project uses (None: none)."""
+        if name is not None:
+            self.model_version(name)
+        self.active_model = name
 
     # -- slides ----------------------------------------------------------------------------
 

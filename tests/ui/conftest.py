@@ -27,6 +27,7 @@ def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     base = tmp_path_factory.getbasetemp()
     monkeypatch.setenv("SLIDESCOPE_CONFIG", str(base / "config"))
     monkeypatch.setenv("SLIDESCOPE_CACHE", str(base / "cache"))
+    monkeypatch.setenv("SLIDESCOPE_DATA", str(base / "data"))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from slidescope.app.jobs import run_job
-from slidescope.app.project.project import PROJECT_FILE, Project, ProjectError, is_slide_path
+from slidescope.app.project.project import (
+    FORMAT_VERSION,
+    PROJECT_FILE,
+    Project,
+    ProjectError,
+    is_slide_path,
+)
 from slidescope.app.project.thumbnails import make_thumbnails
 
 
@@ -29,7 +35,7 @@ def test_create_save_and_reopen(tmp_path):
     project.save()
 
     data = json.loads((folder / PROJECT_FILE).read_text())
-    assert data["format_version"] == 1
+    assert data["format_version"] == FORMAT_VERSION
     assert [s["path"] for s in data["slides"]] == ["slides/a.svs", outside.resolve().as_posix()]
     for sub in ("thumbnails", "caches", "results"):
         assert (folder / sub).is_dir()

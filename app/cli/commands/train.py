@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--val-fraction", type=float, default=0.2, help="held out per class without a split column"
     )
+    data.add_argument(
+        "--annotations", type=Path, default=None, metavar="DIR",
+        help="folder of <slide_id>.geojson region annotations: adds the instance loss on "
+        "annotated patches (see `slidescope finetune --help` for the rules)",
+    )  # fmt: skip
     data.add_argument("--cache-gb", type=float, default=2.0, help="memory budget of the bag cache")
     data.add_argument(
         "--max-instances", type=int, default=None, help="subsample larger training bags"
@@ -179,6 +184,10 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     config.validate()
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.annotations is not None:
+        from slidescope.app.training.train_annotated import train_annotated
+
+        return train_annotated(args, config)
     if args.folds:
         result = run_with_progress(
             cross_validate(config, args.folds),
@@ -190,9 +199,7 @@ def run(args: argparse.Namespace) -> int:
             if key.startswith("test_") and key[5:] in _SHOWN:
                 print(f"  test {key[5:]}: {stats['mean']:.4f} ± {stats['std']:.4f}")
         return 0
-    result = run_with_progress(
-        train(config), f"train {args.model} ({args.method})", args.quiet
-    )
+    result = run_with_progress(train(config), f"train {args.model} ({args.method})", args.quiet)
     print(f"model: {result.path}")
     for key, value in result.metrics.items():
         print(f"  {key}: {_format(value)}")

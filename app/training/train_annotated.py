@@ -12,7 +12,10 @@ from slidescope.app.errors import SlideScopeError
 
 def train_annotated(args: argparse.Namespace, config: Any) -> int:
     """Train a new model with the instance loss on annotated patches; print the outcome."""
-    from slidescope.app.cli.commands.finetune import print_outcome, read_labels_csv
+    from slidescope.app.cli.commands.finetune import (
+        print_outcome,
+        read_labels_csv,
+    )
     from slidescope.app.cli.progress import run_with_progress
     from slidescope.app.training.finetune import FinetuneRequest, TrainingSlide, finetune
     from slidescope.app.training.from_scratch import fresh_base

@@ -75,7 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--slides", nargs="*", type=Path, default=[], help="slide files")
     source.add_argument("--labels", type=Path, default=None, help="CSV slide_id,label")
     source.add_argument(
-        "--annotations", type=Path, default=None, help="folder of <slide_id>.geojson"
+        "--annotations",
+        type=Path,
+        default=None,
+        help="folder of <slide_id>.geojson (or <slide_id>.lesions.geojson)",
     )
     source.add_argument("--features", type=Path, default=None, help="folder of <slide_id>.h5")
     source.add_argument("--cache", type=Path, default=None, help="analysis cache folder")
@@ -115,6 +118,16 @@ def read_labels_csv(path: Path | None) -> dict[str, str]:
     if rows and not {"slide_id", "label"} <= set(rows[0]):
         raise SlideScopeError(f"{path}: a labels CSV needs the columns slide_id and label")
     return {r["slide_id"]: r["label"] for r in rows if r.get("label")}
+
+
+def annotation_file(folder: Path | None, slide_id: str) -> Path | None:
+    """``<slide_id>.geojson`` in ``folder`` (or the demo generator's ``.lesions.geojson``)."""
+    if folder is None:
+        return None
+    for name in (f"{slide_id}.geojson", f"{slide_id}.lesions.geojson"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
 
 
 def _project_slides(args: argparse.Namespace) -> tuple[Any, list[Any]]:
@@ -167,9 +180,9 @@ def run(args: argparse.Namespace) -> int:
         slides = []
         for path in args.slides:
             stem = Path(path).stem
-            geojson = args.annotations / f"{stem}.geojson" if args.annotations else None
-            has = geojson is not None and geojson.is_file()
-            slides.append(TrainingSlide(path, labels.get(stem), geojson if has else None))
+            slides.append(
+                TrainingSlide(path, labels.get(stem), annotation_file(args.annotations, stem))
+            )
         base, out, cache = args.base, args.out, args.cache
     if not base:
         raise SlideScopeError("no --base checkpoint, and the project has no active model")

@@ -80,6 +80,7 @@ class SlideScopeWindow:
             self.session, self.analysis_dock, self.prediction, self.gallery, checkpoint
         )
         self._add_docks()
+        self.train = _train_dock(self)  # fine-tuning and the review queue (Train dock)
         self._add_menus()
         self._add_status()
         self._drops = _SlideDropFilter(weak_handler(self.drop_paths, False))
@@ -256,6 +257,18 @@ class _SlideDropFilter(QObject):
                 event.acceptProposedAction()  # type: ignore[attr-defined]
                 return True
         return False
+
+
+def _train_dock(window: SlideScopeWindow) -> Any:
+    """The Train dock and its session, docked beside the analysis."""
+    from slidescope.app.ui.train_session import TrainSession
+    from slidescope.app.ui.widgets.train_dock import TrainDock
+
+    dock = TrainDock()
+    window.docks["train"] = window.viewer.window.add_dock_widget(
+        dock, name="Train", area="right", tabify=True
+    )
+    return TrainSession(window.session, window.analysis, dock)
 
 
 def _shutdown(session_ref: weakref.ref[SlideSession], *_: object) -> None:

@@ -1,6 +1,6 @@
 """The Train dock run to completion on tiny data: curves, new version, before / after.
 
-Four 2048 x 2048 demo slides in a project (two with glandular lesions whose true outlines
+Four 4096 x 4096 demo slides in a project (two with glandular lesions whose true outlines
 are their annotations, two labelled normal); the bundled model is fine-tuned for two
 epochs from the dock; the window then shows the old and new heatmaps side by side. The
 time from "training finished" to the new heatmaps on screen is printed (the figure of
@@ -31,7 +31,7 @@ def tiny_slides(tmp_path_factory) -> list[tuple[Path, bool]]:
         lesion = planned_lesion_count(seed) > 0
         if wanted[lesion]:
             path = folder / f"demo_{seed}.tiff"
-            run_job(generate_demo_slide(path, 2048, 2048, seed, lesion_kind="glandular"))
+            run_job(generate_demo_slide(path, 4096, 4096, seed, lesion_kind="glandular"))
             if lesion and not json.loads(lesions_path_for(path).read_text())["features"]:
                 seed += 1
                 continue

@@ -103,7 +103,7 @@ class TrainDock(QWidget):
         self.slides_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.slides_table.verticalHeader().setVisible(False)
         self.slides_table.setToolTip(f"Patch labels: {PATCH_RULE}.\nSlide labels: {LABEL_RULE}.")
-        self.slides_table.setMinimumHeight(110)
+        self.slides_table.setMinimumHeight(70)
         inner = QVBoxLayout(box)
         inner.addWidget(self.slides_table)
         return box
@@ -144,7 +144,7 @@ class TrainDock(QWidget):
     def _curves_box(self) -> QGroupBox:
         box = QGroupBox("Learning curves")
         self.plot = pg.PlotWidget(background="w")
-        self.plot.setMinimumHeight(140)
+        self.plot.setMinimumHeight(90)
         self.plot.addLegend(offset=(5, 5))
         self.plot.setLabel("bottom", "epoch")
         self.loss_curve = self.plot.plot([], [], pen=pg.mkPen("#d62728", width=2), name="loss")

@@ -17,13 +17,14 @@ from typing import Any, Protocol
 
 import numpy as np
 import shapely
+from slidescope.app.annotations.classes import is_ignore
 from slidescope.app.errors import SlideScopeError
 
 #: share of a patch's area that makes it belong to a region
 MAJORITY = 0.5
 PATCH_RULE = (
     "a patch whose area lies mostly (> 50 %) inside regions of class C is an instance of C; "
-    "a patch mostly inside Ignore* regions is left out of its slide's bag; with "
+    "a patch mostly inside Ignore* (or other *-ending) regions is left out of its slide's bag; with "
     "--outside-class NAME, a patch mostly outside every region of an annotated slide is an "
     "instance of NAME"
 )
@@ -44,11 +45,6 @@ class Region(Protocol):
 
     geometry: Any
     classification: str | None
-
-
-def is_ignore(name: str | None) -> bool:
-    """QuPath's convention: a class whose name starts with ``Ignore`` marks what to leave out."""
-    return bool(name) and str(name).lower().startswith("ignore")
 
 
 @dataclass

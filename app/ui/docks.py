@@ -70,6 +70,7 @@ DOCKS: list[DockSpec] = [
         tabify="analysis",
         plugin_widget="Annotations",
     ),
+    DockSpec("train", "Train", "right", lambda w: w.train_dock, tabify="analysis"),
 ]
 
 

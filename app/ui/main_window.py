@@ -29,6 +29,7 @@ from slidescope.app.ui.napari_access import (
 )
 from slidescope.app.ui.screen import fit_to_screen
 from slidescope.app.ui.slide_session import SlidePanels, SlideSession
+from slidescope.app.ui.train_session import TrainSession
 from slidescope.app.ui.viewer_sessions import ViewerSession, register
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.analysis_dock import AnalysisDock
@@ -41,6 +42,7 @@ from slidescope.app.ui.widgets.prediction_panel import PredictionPanel
 from slidescope.app.ui.widgets.slide_info import SlideInfo
 from slidescope.app.ui.widgets.slide_list import SlideList
 from slidescope.app.ui.widgets.start_page import StartPage
+from slidescope.app.ui.widgets.train_dock import TrainDock
 from slidescope.app.user_dirs import recent_files, user_cache_dir
 from slidescope.resources import resource_path
 
@@ -104,6 +106,8 @@ class SlideScopeWindow:
         # annotations: the dock and the session that follows the shown slide
         self.annotations_dock = AnnotationsDock()
         self.annotation = AnnotationSession(self.session, self.annotations_dock)
+        # fine-tuning and the review queue
+        self.train_dock = TrainDock()
         fit_to_screen(self.qt_window, fill=made)
         self.docks = add_docks(self)
         self.panels.slides.add_slides_requested.connect(weak_slot(self.ask_open_slides))  # type: ignore[union-attr]
@@ -114,6 +118,7 @@ class SlideScopeWindow:
             dock.setVisible(False)
         size_columns(self, self.docks)
         QTimer.singleShot(0, weak_slot(self._lay_out))  # again once the window is shown
+        self.train = TrainSession(self.session, self.analysis, self.train_dock)
         self.actions = add_file_actions(self)
         self.actions.update(add_navigate_menu(self))
         self._add_status()

@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--val-fraction", type=float, default=0.2, help="held out per class without a split column"
     )
+    data.add_argument(
+        "--annotations", type=Path, default=None, metavar="DIR",
+        help="folder of <slide_id>.geojson region annotations: adds the instance loss on "
+        "annotated patches (see `slidescope finetune --help` for the rules)",
+    )  # fmt: skip
     data.add_argument("--cache-gb", type=float, default=2.0, help="memory budget of the bag cache")
     data.add_argument(
         "--max-instances", type=int, default=None, help="subsample larger training bags"
@@ -317,6 +322,10 @@ def run(args: argparse.Namespace) -> int:
     # Every setting, the model name and its arguments are checked before any data loads.
     config.validate()
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.annotations is not None:
+        from slidescope.app.training.train_annotated import train_annotated
+
+        return train_annotated(args, config)
     if args.folds:
         summary = run_with_progress(
             cross_validate(config, args.folds),

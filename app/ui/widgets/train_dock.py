@@ -1,0 +1,250 @@
+"""The Train dock: teach the model from the project's annotated slides, watch it learn,
+compare, keep or discard; and where to annotate next.
+
+A view only: :class:`~slidescope.app.ui.train_session.TrainSession` listens to its
+signals, runs the core jobs and fills it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyqtgraph as pg
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from slidescope.app.training.patch_labels import LABEL_RULE, PATCH_RULE
+from slidescope.models.training.finetune_settings import VALIDATION_RULE
+
+
+@dataclass
+class SlideRow:
+    """One project slide as the dock lists it."""
+
+    slide_id: str
+    label: str | None
+    regions: int
+
+
+class TrainDock(QWidget):
+    """Controls of fine-tuning and of the review queue.
+
+    Signals
+    -------
+    start_requested, cancel_requested, keep_requested, discard_requested
+        The buttons.
+    model_chosen(str)
+        The model picker switched to a version.
+    review_find, review_next, review_previous
+        The review queue's buttons (N / P keys in the window).
+    review_label(str)
+        Label the patch under review as this class.
+    """
+
+    start_requested = Signal()
+    cancel_requested = Signal()
+    keep_requested = Signal()
+    discard_requested = Signal()
+    model_chosen = Signal(str)
+    review_find = Signal()
+    review_next = Signal()
+    review_previous = Signal()
+    review_label = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("slidescope-train")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._models_box())
+        layout.addWidget(self._slides_box())
+        layout.addWidget(self._settings_box())
+        layout.addWidget(self._curves_box())
+        layout.addWidget(self._review_box())
+        self.set_running(False)
+        self.set_comparing(False)
+
+    # -- building ------------------------------------------------------------------------
+
+    def _models_box(self) -> QGroupBox:
+        box = QGroupBox("Model")
+        self.model_picker = QComboBox()
+        self.model_picker.setToolTip("the active model version (heatmaps are painted with it)")
+        self.model_picker.activated.connect(
+            lambda i: self.model_chosen.emit(self.model_picker.itemData(i) or "")
+        )
+        self.keep_button = QPushButton("Keep new")
+        self.keep_button.clicked.connect(self.keep_requested)
+        self.discard_button = QPushButton("Discard new")
+        self.discard_button.clicked.connect(self.discard_requested)
+        row = QHBoxLayout(box)
+        row.addWidget(self.model_picker, 1)
+        row.addWidget(self.keep_button)
+        row.addWidget(self.discard_button)
+        return box
+
+    def _slides_box(self) -> QGroupBox:
+        box = QGroupBox("Slides to learn from")
+        self.slides_table = QTableWidget(0, 3)
+        self.slides_table.setHorizontalHeaderLabels(["Slide", "Label", "Regions"])
+        self.slides_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.slides_table.verticalHeader().setVisible(False)
+        self.slides_table.setToolTip(f"Patch labels: {PATCH_RULE}.\nSlide labels: {LABEL_RULE}.")
+        self.slides_table.setMinimumHeight(70)
+        inner = QVBoxLayout(box)
+        inner.addWidget(self.slides_table)
+        return box
+
+    def _settings_box(self) -> QGroupBox:
+        box = QGroupBox("Fine-tuning")
+        form = QFormLayout(box)
+        self.method = QComboBox()
+        self.method.addItems(["plain", "mhim", "aem"])
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 500)
+        self.epochs.setValue(15)
+        self.instance_weight = QDoubleSpinBox()
+        self.instance_weight.setRange(0.0, 10.0)
+        self.instance_weight.setSingleStep(0.1)
+        self.instance_weight.setValue(1.0)
+        self.instance_weight.setToolTip("weight of the instance loss on annotated patches")
+        self.outside_class = QLineEdit()
+        self.outside_class.setPlaceholderText("e.g. normal (patches outside every region)")
+        form.addRow("Method", self.method)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Instance-loss weight", self.instance_weight)
+        form.addRow("Outside class", self.outside_class)
+        self.start_button = QPushButton("Start fine-tuning")
+        self.start_button.clicked.connect(self.start_requested)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        form.addRow(buttons)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setToolTip(VALIDATION_RULE)
+        form.addRow(self.status)
+        return box
+
+    def _curves_box(self) -> QGroupBox:
+        box = QGroupBox("Learning curves")
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMinimumHeight(90)
+        self.plot.addLegend(offset=(5, 5))
+        self.plot.setLabel("bottom", "epoch")
+        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen("#d62728", width=2), name="loss")
+        self.auc_curve = self.plot.plot(
+            [], [], pen=pg.mkPen("#1f77b4", width=2), symbol="o", symbolSize=5,
+            name="validation AUC",
+        )  # fmt: skip
+        inner = QVBoxLayout(box)
+        inner.addWidget(self.plot)
+        self._points: dict[str, list[tuple[float, float]]] = {"loss": [], "val_auc": []}
+        return box
+
+    def _review_box(self) -> QGroupBox:
+        box = QGroupBox("Where to annotate next")
+        self.find_button = QPushButton("Find")
+        self.find_button.clicked.connect(self.review_find)
+        self.previous_button = QPushButton("◀ Previous (P)")
+        self.previous_button.clicked.connect(self.review_previous)
+        self.next_button = QPushButton("Next (N) ▶")
+        self.next_button.clicked.connect(self.review_next)
+        self.review_class = QComboBox()
+        self.review_class.setEditable(True)
+        self.label_button = QPushButton("Label patch (L)")
+        self.label_button.clicked.connect(
+            lambda: self.review_label.emit(self.review_class.currentText())
+        )
+        self.review_status = QLabel("")
+        self.review_status.setWordWrap(True)
+        inner = QVBoxLayout(box)
+        steps = QHBoxLayout()
+        for widget in (self.find_button, self.previous_button, self.next_button):
+            steps.addWidget(widget)
+        labelling = QHBoxLayout()
+        labelling.addWidget(self.review_class, 1)
+        labelling.addWidget(self.label_button)
+        inner.addLayout(steps)
+        inner.addLayout(labelling)
+        inner.addWidget(self.review_status)
+        return box
+
+    # -- filling -------------------------------------------------------------------------
+
+    def set_slides(self, rows: list[SlideRow]) -> None:
+        """List the project's slides, ticking those with a label or regions."""
+        self.slides_table.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            name = QTableWidgetItem(row.slide_id)
+            name.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
+            usable = bool(row.label) or row.regions > 0
+            name.setCheckState(Qt.Checked if usable else Qt.Unchecked)
+            self.slides_table.setItem(i, 0, name)
+            for column, text in ((1, row.label or "—"), (2, str(row.regions))):
+                item = QTableWidgetItem(text)
+                item.setFlags(Qt.ItemIsEnabled)
+                self.slides_table.setItem(i, column, item)
+
+    def ticked(self) -> list[str]:
+        """The slide ids ticked for training."""
+        table = self.slides_table
+        return [
+            table.item(i, 0).text()
+            for i in range(table.rowCount())
+            if table.item(i, 0).checkState() == Qt.Checked
+        ]
+
+    def set_models(self, names: list[tuple[str, str]], active: str | None) -> None:
+        """Fill the model picker with (name, shown text) pairs and select ``active``."""
+        self.model_picker.clear()
+        for name, text in names:
+            self.model_picker.addItem(text, name)
+        index = self.model_picker.findData(active)
+        if index >= 0:
+            self.model_picker.setCurrentIndex(index)
+
+    def set_classes(self, names: list[str]) -> None:
+        current = self.review_class.currentText()
+        self.review_class.clear()
+        self.review_class.addItems(names)
+        if current:
+            self.review_class.setCurrentText(current)
+
+    def clear_curves(self) -> None:
+        self._points = {"loss": [], "val_auc": []}
+        self.loss_curve.setData([], [])
+        self.auc_curve.setData([], [])
+
+    def add_epoch(self, figures: dict[str, float]) -> None:
+        """Plot one epoch's figures (``epoch``, ``loss``, optional ``val_auc``)."""
+        epoch = float(figures.get("epoch", len(self._points["loss"]) + 1))
+        for key, curve in (("loss", self.loss_curve), ("val_auc", self.auc_curve)):
+            if key in figures:
+                self._points[key].append((epoch, float(figures[key])))
+                xs, ys = zip(*self._points[key])
+                curve.setData(list(xs), list(ys))
+
+    def set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def set_comparing(self, comparing: bool) -> None:
+        """Keep / Discard apply while a new version is shown beside the old one."""
+        self.keep_button.setEnabled(comparing)
+        self.discard_button.setEnabled(comparing)

@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from slidescope.app.analysis.extract import ExtractConfig, extract_features
-from slidescope.app.analysis.feature_writer import is_up_to_date
+from slidescope.app.analysis.checkpoint_features import features_for
 from slidescope.app.analysis.hard_instances import hard_instances
 from slidescope.app.analysis.results_cache import file_sha256, load_result, result_key, save_result
 from slidescope.app.analysis.slide_analysis import SlideAnalysis, empty_analysis
@@ -36,7 +35,6 @@ from slidescope.app.jobs import Job, Progress, sub_job
 from slidescope.app.slides import open_slide
 from slidescope.app.slides.slide import SlideIdentity
 from slidescope.models.checkpoints import (
-    CheckpointMeta,
     check_compatible,
     load_checkpoint,
     read_meta,
@@ -134,20 +132,11 @@ def analyze_slide(
             cached.trust = assess_trust(None, meta, scan_mpp)
         return cached
 
-    features_path = _fitting_features(features_dir, identity, meta)
-    if features_path is None:
-        config = ExtractConfig(
-            extractor=meta.extractor or "builtin",
-            target_mpp=meta.target_mpp or 0.5,
-            patch_px=meta.patch_size or 256,
-            device=device,
-            slide_mpp=slide_mpp,
-        )
-        folder = Path(cache_dir) / "features" / _geometry_name(config)
-        features_path = _fitting_features(folder, identity, meta)
-        if features_path is None:
-            # a slide without tissue gives an empty bag: the result says "no tissue"
-            features_path = yield from extract_features(slide_path, folder, config)
+    # a slide without tissue gives an empty bag: the result says "no tissue"
+    features_path = yield from features_for(
+        Path(slide_path), identity, meta, Path(cache_dir),
+        None if features_dir is None else Path(features_dir), device, slide_mpp,
+    )  # fmt: skip
 
     yield Progress(0, None, f"{identity.slide_id}: model")
     info = read_feature_info(features_path)
@@ -227,26 +216,6 @@ def _run_model(
         mask_scores=hard.scores,
         **asdict(settings),
     )
-
-
-def _fitting_features(
-    folder: str | Path | None, identity: SlideIdentity, meta: CheckpointMeta
-) -> Path | None:
-    """``folder/<slide_id>.h5`` when it is complete, of this slide, and fits the checkpoint."""
-    if folder is None:
-        return None
-    path = Path(folder) / f"{identity.slide_id}.h5"
-    needed = {
-        "slide_fingerprint": identity.fingerprint,
-        "extractor": meta.extractor,
-        "patch_size": meta.patch_size,
-        "target_mpp": None if meta.target_mpp is None else float(meta.target_mpp),
-    }
-    return path if is_up_to_date(path, attrs=needed) else None
-
-
-def _geometry_name(config: ExtractConfig) -> str:
-    return f"{config.extractor}-{config.patch_px}px-{config.target_mpp:g}mpp"
 
 
 def analyze_slides(

@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from slidescope.app.analysis.checkpoint_features import (
+    check_given_features,
+    features_for,
+    identity_of_features,
+)
 from slidescope.app.analysis.results_cache import file_sha256
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.jobs import Job, Progress, sub_job
@@ -33,11 +38,6 @@ from slidescope.app.training.patch_labels import (
     label_patches,
     map_classes,
     region_classes,
-)
-from slidescope.app.training.slide_features import (
-    check_given_features,
-    features_for,
-    identity_of_features,
 )
 from slidescope.models.checkpoints import CheckpointMeta, check_compatible, read_meta
 from slidescope.models.errors import ModelError

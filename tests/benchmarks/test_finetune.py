@@ -32,11 +32,11 @@ import numpy as np
 import pytest
 import torch
 from finetune_data import FEATURES, BenchSlide, prepare
+from slidescope.app.analysis.checkpoint_features import identity_of_features
 from slidescope.app.jobs import run_job
 from slidescope.app.training.annotation_input import load_regions
 from slidescope.app.training.finetune import FinetuneRequest, TrainingSlide, finetune
 from slidescope.app.training.patch_labels import label_patches
-from slidescope.app.training.slide_features import identity_of_features
 from slidescope.models.checkpoints import load_checkpoint
 from slidescope.models.features import read_coords, read_features
 from slidescope.models.training.config import TrainingConfig

@@ -9,11 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from slidescope.app.analysis.extract import ExtractConfig, extract_features
-from slidescope.app.analysis.inference import (
-    _fitting_features,
-    _geometry_name,
-    _without_empty_bag_warning,
-)
+from slidescope.app.analysis.feature_writer import is_up_to_date
 from slidescope.app.jobs import Job
 from slidescope.app.slides.slide import SlideIdentity
 from slidescope.models.checkpoints import CheckpointMeta, check_compatible
@@ -23,7 +19,7 @@ from slidescope.models.features import read_feature_info
 
 def cache_folder(cache_dir: Path, meta: CheckpointMeta) -> Path:
     """The analysis cache's feature folder for the checkpoint's extractor and geometry."""
-    return Path(cache_dir) / "features" / _geometry_name(_extract_config(meta, "auto", None))
+    return Path(cache_dir) / "features" / geometry_name(_extract_config(meta, "auto", None))
 
 
 def _extract_config(meta: CheckpointMeta, device: str, slide_mpp: float | None) -> ExtractConfig:
@@ -56,17 +52,13 @@ def features_for(
     slide_mpp: float | None = None,
 ) -> Job[Path]:
     """The slide's feature file for ``meta``: found, or extracted into the cache."""
-    found = _fitting_features(features_dir, identity, meta) or _fitting_features(
+    found = fitting_features(features_dir, identity, meta) or fitting_features(
         cache_folder(cache_dir, meta), identity, meta
     )
     if found is not None:
         return found
     config = _extract_config(meta, device, slide_mpp)
-    return (
-        yield from _without_empty_bag_warning(
-            extract_features(slide_path, cache_folder(cache_dir, meta), config)
-        )
-    )
+    return (yield from extract_features(slide_path, cache_folder(cache_dir, meta), config))
 
 
 def identity_of_features(path: Path) -> SlideIdentity:
@@ -90,3 +82,23 @@ def identity_of_features(path: Path) -> SlideIdentity:
         height=int(attrs.get("slide_height", 0)),
         mpp=(float(mpp[0]), float(mpp[1])) if mpp is not None else None,
     )
+
+
+def fitting_features(
+    folder: str | Path | None, identity: SlideIdentity, meta: CheckpointMeta
+) -> Path | None:
+    """``folder/<slide_id>.h5`` when it is complete, of this slide, and fits the checkpoint."""
+    if folder is None:
+        return None
+    path = Path(folder) / f"{identity.slide_id}.h5"
+    needed = {
+        "slide_fingerprint": identity.fingerprint,
+        "extractor": meta.extractor,
+        "patch_size": meta.patch_size,
+        "target_mpp": None if meta.target_mpp is None else float(meta.target_mpp),
+    }
+    return path if is_up_to_date(path, attrs=needed) else None
+
+
+def geometry_name(config: ExtractConfig) -> str:
+    return f"{config.extractor}-{config.patch_px}px-{config.target_mpp:g}mpp"

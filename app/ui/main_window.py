@@ -8,13 +8,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtGui import QIcon
 from qtpy.QtWidgets import QApplication, QFileDialog, QLabel, QWidget
 from slidescope.app.display.tile_cache import DEFAULT_CACHE_BYTES
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.project.project import PROJECT_FILE, is_slide_path
+from slidescope.app.settings import Settings, load_settings
 from slidescope.app.ui.analysis_session import AnalysisSession
 from slidescope.app.ui.annotation_session import AnnotationSession
 from slidescope.app.ui.docks import add_docks, size_columns
@@ -27,6 +28,7 @@ from slidescope.app.ui.napari_access import (
     qt_window,
     welcome_widget,
 )
+from slidescope.app.ui.remembered_layout import RememberedLayout
 from slidescope.app.ui.screen import fit_to_screen
 from slidescope.app.ui.slide_session import SlidePanels, SlideSession
 from slidescope.app.ui.train_session import TrainSession
@@ -80,6 +82,11 @@ class SlideScopeWindow:
         import napari
 
         made = viewer is None
+        # the desktop app remembers its layout and checkpoint; a borrowed viewer does not
+        settings, settings_warning = load_settings() if made else (Settings(), None)
+        if checkpoint is None and settings.last_checkpoint:
+            remembered = Path(settings.last_checkpoint)
+            checkpoint = remembered if remembered.is_file() else None
         self.viewer = viewer if viewer is not None else napari.Viewer(title=TITLE, show=show)
         self.viewer.title = TITLE
         self.qt_window = qt_window(self.viewer)
@@ -121,6 +128,9 @@ class SlideScopeWindow:
         self.train = TrainSession(self.session, self.analysis, self.train_dock)
         self.actions = add_file_actions(self)
         self.actions.update(add_navigate_menu(self))
+        self.remembered = RememberedLayout(self, settings) if made else None
+        if settings_warning:
+            show_warning(settings_warning)
         self._add_status()
         self._add_start_page()
         self._drops = _SlideDropFilter(weak_handler(self.drop_paths, False))

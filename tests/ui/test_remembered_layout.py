@@ -1,0 +1,42 @@
+"""The desktop window remembers its layout and checkpoint between runs (settings file)."""
+
+from __future__ import annotations
+
+import json
+
+from slidescope.app.settings import load_settings, settings_path
+from slidescope.app.ui.main_window import SlideScopeWindow
+
+
+def test_a_made_window_saves_and_restores_its_layout(qtbot, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLIDESCOPE_CONFIG", str(tmp_path / "config"))
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"not read until an analysis runs")
+    window = SlideScopeWindow(show=True, checkpoint=checkpoint)
+    window.qt_window.resize(1200, 800)
+    qtbot.waitUntil(lambda: window.qt_window.width() == 1200)
+    window.viewer.close()
+    settings, warning = load_settings()
+    assert warning is None
+    assert settings.window_geometry and settings.window_state
+    assert settings.last_checkpoint == str(checkpoint)
+
+    again = SlideScopeWindow(show=True)
+    try:
+        assert again.analysis.checkpoint == checkpoint
+        qtbot.waitUntil(lambda: again.qt_window.width() == 1200)
+    finally:
+        again.viewer.close()
+
+
+def test_a_damaged_settings_file_is_set_aside_not_fatal(qtbot, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLIDESCOPE_CONFIG", str(tmp_path / "config"))
+    settings_path().parent.mkdir(parents=True)
+    settings_path().write_text("{damaged")
+    window = SlideScopeWindow(show=False)
+    try:
+        assert settings_path().with_name("settings.json.damaged").exists()
+    finally:
+        window.viewer.close()
+    # closing wrote a fresh, readable file
+    assert json.loads(settings_path().read_text())["window_geometry"] is not None

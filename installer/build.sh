@@ -26,7 +26,7 @@ fi
 version=$("$venv/bin/python" -c "from importlib.metadata import version; print(version('slidescope'))")
 name="slidescope-$version-linux-x86_64"
 
-rm -rf "$build/work" "$build/dist"
+rm -rf "$build/dist"  # work/ is PyInstaller's cache: a rebuild reuses it
 (cd installer && "$venv/bin/pyinstaller" --noconfirm --log-level WARN \
   --distpath "$build/dist" --workpath "$build/work" slidescope.spec)
 

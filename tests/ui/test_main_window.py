@@ -186,7 +186,7 @@ def test_window_has_name_menus_docks_and_scale_bar(make_window):
     for wanted in ("Open Slide...", "Open Project...", "New Project...", "Recent Files"):
         assert wanted in texts
     assert set(window.docks) == {
-        "slides", "overview", "info", "jobs", "analysis", "prediction", "patches",
+        "slides", "overview", "info", "jobs", "analysis", "prediction", "patches", "train",
     }  # fmt: skip
     assert window.viewer.canvas.overlays.scale_bar.visible
 

@@ -32,6 +32,7 @@ from slidescope.app.training.patch_labels import (
     LABEL_RULE,
     PATCH_RULE,
     AnnotationLabelError,
+    PatchLabels,
     Region,
     derive_label,
     is_ignore,
@@ -302,13 +303,13 @@ def finetune(request: FinetuneRequest) -> Job[FinetuneOutcome]:
     return FinetuneOutcome(result, plan, counts)
 
 
-def _patch_labels(prepared: PreparedSlide, coords: np.ndarray, size: int, plan: FinetunePlan):  # type: ignore[no-untyped-def]
+def _patch_labels(
+    prepared: PreparedSlide, coords: np.ndarray, size: int, plan: FinetunePlan
+) -> PatchLabels:
     outside = plan.request.outside_class
     if not prepared.regions and outside is not None and prepared.label == outside:
         # a slide of the outside class (e.g. normal) holds nothing else
         labels = np.full(len(coords), plan.class_names.index(outside), np.int64)
-        from slidescope.app.training.patch_labels import PatchLabels
-
         return PatchLabels(labels, np.ones(len(coords), bool), {outside: len(coords)})
     return label_patches(
         coords, size, prepared.regions, plan.class_names, outside if prepared.regions else None

@@ -18,7 +18,8 @@ def test_a_made_window_saves_and_restores_its_layout(qtbot, tmp_path, monkeypatc
     window.viewer.close()
     settings, warning = load_settings()
     assert warning is None
-    assert settings.window_geometry and settings.window_state
+    assert settings.window_geometry
+    assert settings.window_state
     assert settings.last_checkpoint == str(checkpoint)
 
     again = SlideScopeWindow(show=True)

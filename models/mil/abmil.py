@@ -8,6 +8,8 @@ The bag feature is the attention-weighted sum of the hidden instances,
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from slidescope.models.mil.base import (
     MILModel,
@@ -172,12 +174,12 @@ class ABMIL(MILModel):
 
 
 @register_model("abmil")
-def abmil(in_dim: int, n_classes: int, **kwargs: object) -> ABMIL:
+def abmil(in_dim: int, n_classes: int, **kwargs: Any) -> ABMIL:
     """ABMIL with plain (tanh) attention."""
-    return ABMIL(in_dim, n_classes, gated=False, **kwargs)  # type: ignore[arg-type]
+    return ABMIL(in_dim, n_classes, gated=False, **kwargs)
 
 
 @register_model("abmil_gated")
-def abmil_gated(in_dim: int, n_classes: int, **kwargs: object) -> ABMIL:
+def abmil_gated(in_dim: int, n_classes: int, **kwargs: Any) -> ABMIL:
     """ABMIL with gated (tanh x sigmoid) attention."""
-    return ABMIL(in_dim, n_classes, gated=True, **kwargs)  # type: ignore[arg-type]
+    return ABMIL(in_dim, n_classes, gated=True, **kwargs)

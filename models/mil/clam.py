@@ -11,6 +11,8 @@ class"): :meth:`CLAMSB.instance_loss`. The trainer adds it to the bag loss as
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from slidescope.models.mil.abmil import ABMIL
 from slidescope.models.mil.registry import register_model
@@ -112,6 +114,6 @@ class CLAMSB(ABMIL):
 
 
 @register_model("clam_sb")
-def clam_sb(in_dim: int, n_classes: int, **kwargs: object) -> CLAMSB:
+def clam_sb(in_dim: int, n_classes: int, **kwargs: Any) -> CLAMSB:
     """CLAM-SB with gated attention and per-class instance classifiers."""
-    return CLAMSB(in_dim, n_classes, **kwargs)  # type: ignore[arg-type]
+    return CLAMSB(in_dim, n_classes, **kwargs)

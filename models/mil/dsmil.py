@@ -24,6 +24,7 @@ What this module reports, given one ``attention`` per instance and one bag featu
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from slidescope.models.mil.abmil import instance_embedding
@@ -158,6 +159,6 @@ class DSMIL(MILModel):
 
 
 @register_model("dsmil")
-def dsmil(in_dim: int, n_classes: int, **kwargs: object) -> DSMIL:
+def dsmil(in_dim: int, n_classes: int, **kwargs: Any) -> DSMIL:
     """DSMIL with critical-instance attention."""
-    return DSMIL(in_dim, n_classes, **kwargs)  # type: ignore[arg-type]
+    return DSMIL(in_dim, n_classes, **kwargs)

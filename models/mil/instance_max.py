@@ -27,6 +27,8 @@ the attention-weighted hidden instances.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from slidescope.models.mil.abmil import instance_embedding
 from slidescope.models.mil.base import (
@@ -96,6 +98,6 @@ class InstanceMaxMIL(MILModel):
 
 
 @register_model("instance_max")
-def instance_max(in_dim: int, n_classes: int, **kwargs: object) -> InstanceMaxMIL:
+def instance_max(in_dim: int, n_classes: int, **kwargs: Any) -> InstanceMaxMIL:
     """mi-Net: instance evidence scores max-pooled; respects the standard MIL assumption."""
-    return InstanceMaxMIL(in_dim, n_classes, **kwargs)  # type: ignore[arg-type]
+    return InstanceMaxMIL(in_dim, n_classes, **kwargs)

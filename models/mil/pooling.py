@@ -13,6 +13,8 @@ and ``a_i = 1`` for the max (max pooling selects whole feature values, it does n
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from slidescope.models.mil.abmil import instance_embedding
 from slidescope.models.mil.base import (
@@ -86,12 +88,12 @@ class PoolingMIL(MILModel):
 
 
 @register_model("mean_pool")
-def mean_pool(in_dim: int, n_classes: int, **kwargs: object) -> PoolingMIL:
+def mean_pool(in_dim: int, n_classes: int, **kwargs: Any) -> PoolingMIL:
     """Mean pooling of the embedded instances."""
-    return PoolingMIL(in_dim, n_classes, mode="mean", **kwargs)  # type: ignore[arg-type]
+    return PoolingMIL(in_dim, n_classes, mode="mean", **kwargs)
 
 
 @register_model("max_pool")
-def max_pool(in_dim: int, n_classes: int, **kwargs: object) -> PoolingMIL:
+def max_pool(in_dim: int, n_classes: int, **kwargs: Any) -> PoolingMIL:
     """Feature-wise max pooling of the embedded instances."""
-    return PoolingMIL(in_dim, n_classes, mode="max", **kwargs)  # type: ignore[arg-type]
+    return PoolingMIL(in_dim, n_classes, mode="max", **kwargs)

@@ -18,6 +18,7 @@ What this module reports:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from slidescope.models.mil.abmil import instance_embedding
@@ -172,6 +173,6 @@ class TransMIL(MILModel):
 
 
 @register_model("transmil")
-def transmil(in_dim: int, n_classes: int, **kwargs: object) -> TransMIL:
+def transmil(in_dim: int, n_classes: int, **kwargs: Any) -> TransMIL:
     """TransMIL (two Nyström layers, PPEG, class token)."""
-    return TransMIL(in_dim, n_classes, **kwargs)  # type: ignore[arg-type]
+    return TransMIL(in_dim, n_classes, **kwargs)

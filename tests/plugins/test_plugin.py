@@ -113,7 +113,7 @@ def test_dock_widget_opens_slides(make_napari_viewer, aperio_svs, qtbot):
     widget.session.open_slides([aperio_svs])
     qtbot.waitUntil(lambda: widget.session.current is not None, timeout=20_000)
     assert viewer.layers[0].name == "cmu_small_region"
-    assert widget.panels.info.fields["Size"].text() == "2,220 x 2,967 px"
+    assert widget.panels.info.fields["Size"].text() == "2220 x 2967 px (level 0)"
     assert widget.panels.slides.paths() == [str(aperio_svs.resolve())]
     qtbot.waitUntil(lambda: not widget.session.busy, timeout=20_000)
     widget.session.close_slide()

@@ -14,9 +14,6 @@ HELP = (
     "OME-TIFF/OME-Zarr overlays, GeoJSON and CSV of patch scores (resumable)."
 )
 
-# as slidescope.app.analysis.heatmaps.KINDS, not imported here so that the command line
-# starts fast (ExportOptions refuses any other; tests/app/cli checks they agree)
-KIND_NAMES = ("attention", "prob", "masked", "hard")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_out(parser, "output folder (one sub-folder per slide, summary.csv/json)")
     parser.add_argument(
         "--kinds",
-        default=",".join(KIND_NAMES),
-        help="comma-separated heatmap kinds among attention, hard, masked, prob",
+        default="all",
+        help="comma-separated heatmap kinds among attention, prob, masked and hard, or all",
     )
     parser.add_argument(
         "--normalise",
@@ -93,13 +90,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slidescope.app.analysis.heatmaps import DisplayChoices
+    from slidescope.app.analysis.heatmaps import KINDS, DisplayChoices
     from slidescope.app.cli.progress import run_with_progress
     from slidescope.app.export.batch import ExportTask, expand_slides, export_batch
     from slidescope.app.export.slide_export import ExportOptions
     from slidescope.models.checkpoints import read_meta
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if kinds == ("all",):
+        kinds = KINDS
     # the options check themselves, before any slide is read
     options = ExportOptions(
         kinds=kinds,

@@ -137,3 +137,13 @@ def test_a_closed_pipe_ends_quietly(files, monkeypatch, capsys) -> None:
     code = main(["info", "--json", str(files["good"])])
     assert code != 0
     assert capsys.readouterr().err == ""
+
+
+def test_export_help_names_every_heatmap_kind(capsys) -> None:
+    from slidescope.app.analysis.heatmaps import KINDS
+
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    kinds_help = text.rsplit("--kinds KINDS", 1)[1].split("--normalise")[0]
+    assert all(kind in kinds_help for kind in KINDS)

@@ -73,7 +73,8 @@ def write_tissue_slide(path, seed: int = 0):
     return path
 
 
-def write_abmil_checkpoint(path):
+def write_abmil_checkpoint(path, threshold: float | None = None):
+    """A seeded ABMIL checkpoint on builtin features; ``threshold`` is its prediction rule."""
     import torch
     from slidescope.models.checkpoints import CheckpointMeta, save_checkpoint
     from slidescope.models.extractors.builtin import BUILTIN_DIM
@@ -85,7 +86,14 @@ def write_abmil_checkpoint(path):
         model, class_names=["normal", "tumour"], extractor="builtin", patch_size=128,
         target_mpp=0.5, training={"mask_ratio_high": 0.2},
     )  # fmt: skip
+    meta.threshold = threshold
     return save_checkpoint(path, model, meta)
+
+
+@pytest.fixture
+def abmil_checkpoint_writer():
+    """:func:`write_abmil_checkpoint`, for tests that need checkpoints of their own."""
+    return write_abmil_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -9,39 +9,26 @@ from __future__ import annotations
 
 import csv
 
-import torch
 from slidescope.app.analysis.inference import analyze_slide
 from slidescope.app.export.batch import ExportTask, export_one
 from slidescope.app.export.slide_export import ExportOptions
 from slidescope.app.jobs import run_job
-from slidescope.models.checkpoints import CheckpointMeta, save_checkpoint
-from slidescope.models.extractors.builtin import BUILTIN_DIM
-from slidescope.models.mil.registry import create_model
 from slidescope.models.training.evaluate import evaluate
 
 
-def write_checkpoint(path, threshold: float | None):
-    torch.manual_seed(0)
-    model = create_model("abmil", BUILTIN_DIM, 2)
-    meta = CheckpointMeta.for_model(
-        model, class_names=["normal", "tumour"], extractor="builtin", patch_size=128,
-        target_mpp=0.5, training={"mask_ratio_high": 0.2},
-    )  # fmt: skip
-    meta.threshold = threshold
-    return save_checkpoint(path, model, meta)
-
-
-def test_evaluate_and_export_label_a_slide_alike(cohort, tmp_path) -> None:
+def test_evaluate_and_export_label_a_slide_alike(
+    cohort, abmil_checkpoint_writer, tmp_path
+) -> None:
     folder, _ = cohort
     slide = folder / "a.tiff"
     cache = tmp_path / "cache"
-    plain = write_checkpoint(tmp_path / "plain.safetensors", None)
+    plain = abmil_checkpoint_writer(tmp_path / "plain.safetensors")
     first = run_job(analyze_slide(slide, plain, cache, device="cpu"))
     positive = float(first.probabilities[1])
     argmax_label = first.predicted_class
     # the rule says the other class than argmax does
     threshold = positive + 0.01 if positive >= 0.5 else positive - 0.01
-    checkpoint = write_checkpoint(tmp_path / "ruled.safetensors", threshold)
+    checkpoint = abmil_checkpoint_writer(tmp_path / "ruled.safetensors", threshold)
 
     outcome = run_job(
         export_one(

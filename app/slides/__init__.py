@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from slidescope.app.slides.errors import (
     CorruptSlideError,
+    DecoderCrashedError,
     IncompleteConversionError,
     SlideError,
     SlideNotFoundError,
+    SlideTooLargeError,
     UnsupportedCompressionError,
     UnsupportedSlideError,
 )
@@ -19,11 +21,13 @@ from slidescope.app.slides.slide import Slide, SlideIdentity, slide_id_of
 
 __all__ = [
     "CorruptSlideError",
+    "DecoderCrashedError",
     "IncompleteConversionError",
     "Slide",
     "SlideError",
     "SlideIdentity",
     "SlideNotFoundError",
+    "SlideTooLargeError",
     "UnsupportedCompressionError",
     "UnsupportedSlideError",
     "open_slide",

@@ -74,7 +74,7 @@ def test_lesion_patches_centre_or_half_inside(tmp_path: Path) -> None:
 
 
 def test_demo_checkpoint_is_small_and_documented() -> None:
-    assert CHECKPOINT.is_file(), "resources/demo_model.safetensors is missing: run make_demo_model"
+    assert CHECKPOINT.is_file(), "resources/demo_model.safetensors is missing: run make demo-model"
     assert CHECKPOINT.stat().st_size < 2 * 1024 * 1024
     record = json.loads(RECORD.read_text())
     assert record["sha256"] == hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest()

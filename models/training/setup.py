@@ -148,9 +148,10 @@ def set_up(
     model = create_model(config.model, dim, len(class_names), **kwargs)
     model.set_standardisation(torch.from_numpy(mean), torch.from_numpy(safe_std(std)))
     teacher, path = yield from _teacher(config, training_set, model, kwargs)
-    # Re-seeded so the student's own randomness does not depend on the teacher stage
-    # (trained now, or reused by a resumed run).
-    torch.manual_seed(config.seed + 7)
+    if path is not None and config.teacher_init is None:
+        # Re-seeded so the student's own randomness does not depend on the plain teacher
+        # stage (trained now, or reused by a resumed run).
+        torch.manual_seed(config.seed + 7)
     model.to(device).train()
     if teacher is not None:
         teacher.to(device)

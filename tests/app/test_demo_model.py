@@ -48,7 +48,7 @@ def lesion_patches(coords: np.ndarray, size: int, lesions_geojson: Path) -> np.n
 
 
 def test_demo_checkpoint_is_small_and_documented() -> None:
-    assert CHECKPOINT.is_file(), "resources/demo_model.safetensors is missing: run make_demo_model"
+    assert CHECKPOINT.is_file(), "resources/demo_model.safetensors is missing: run make demo-model"
     assert CHECKPOINT.stat().st_size < 2 * 1024 * 1024
     record = json.loads(RECORD.read_text())
     assert record["sha256"] == hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest()

@@ -60,6 +60,7 @@ def _run_seeds(model: str, dataset: str, tmp_path: Path) -> list[dict[str, float
     return results
 
 
+@pytest.mark.timeout(4 * 3600)
 @pytest.mark.parametrize("dataset", DATASETS)
 @pytest.mark.parametrize("model", MODELS)
 def test_mhim_against_plain(model: str, dataset: str, tmp_path: Path) -> None:

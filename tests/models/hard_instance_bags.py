@@ -24,15 +24,15 @@ class HardTask:
     """Shape of the task (defaults: small enough for many seeds on two cores)."""
 
     dim: int = 64
-    n_train: int = 48
-    n_val: int = 16
+    n_train: int = 64
+    n_val: int = 24
     n_test: int = 80
-    min_instances: int = 40
-    max_instances: int = 80
+    min_instances: int = 30
+    max_instances: int = 60
     n_easy: int = 2
     n_hard: int = 6
-    easy_strength: float = 4.0
-    hard_strength: float = 1.2
+    easy_strength: float = 6.0
+    hard_strength: float = 2.0
     easy_share_train: float = 0.8
     easy_share_test: float = 0.3
 

@@ -104,7 +104,7 @@ def test_momentum_schedule() -> None:
 
 def test_recycle_tokens_shape_and_query_ema() -> None:
     torch.manual_seed(0)
-    recycle = GlobalRecycle(dim=32, tokens=5, heads=4, momentum=0.5)
+    recycle = GlobalRecycle(dim=32, tokens=5, heads=4, momentum=0.5, dropout=0.0)
     queries = recycle.queries.clone()
     h = torch.randn(40, 32, requires_grad=True)
     tokens = recycle(h)
@@ -120,7 +120,7 @@ def test_recycle_tokens_shape_and_query_ema() -> None:
 
 def test_recycle_equals_plain_multihead_cross_attention() -> None:
     torch.manual_seed(1)
-    recycle = GlobalRecycle(dim=24, tokens=3, heads=2, momentum=1.0)
+    recycle = GlobalRecycle(dim=24, tokens=3, heads=2, momentum=1.0, dropout=0.0)
     h = torch.randn(17, 24)
     tokens = recycle(h)
     q = recycle.to_q(recycle.norm(recycle.queries)).view(3, 2, -1).transpose(0, 1)
@@ -130,3 +130,47 @@ def test_recycle_equals_plain_multihead_cross_attention() -> None:
     attention = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(recycle.head_dim), dim=-1)
     expected = recycle.to_out((attention @ v).transpose(0, 1).reshape(3, -1))
     assert torch.allclose(tokens, expected, atol=1e-5)
+
+
+def test_recycle_defaults_follow_the_journal_reference() -> None:
+    from slidescope.models.training.config import MHIMConfig
+
+    recycle = GlobalRecycle(dim=512)
+    assert recycle.queries.shape == (1, 512)  # k = 1
+    assert recycle.heads == 8
+    assert recycle.head_dim == 64
+    assert recycle.dropout.p == 0.1
+    assert recycle.momentum == 0.9999
+    mhim = MHIMConfig()
+    assert (mhim.recycle_tokens, mhim.recycle_heads, mhim.recycle_dropout) == (1, 8, 0.1)
+    assert mhim.recycle_momentum == 0.9999
+    assert mhim.recycle_source == "student"
+
+
+def test_recycled_instances_train_the_student_embedding() -> None:
+    """Student source (the reference): the gradient reaches the embedding of masked rows
+    through the global token; merge_ratio limits how many rows are recycled."""
+    from slidescope.models.mil import create_model
+    from slidescope.models.training.config import MHIMConfig
+    from slidescope.models.training.steps import BagTarget, LossSettings, mhim_step
+    from slidescope.models.training.teacher import make_teacher
+
+    torch.manual_seed(0)
+    model = create_model("abmil", 8, 2, hidden_dim=16, dropout=0.0)
+    teacher = make_teacher(model)
+    recycle = GlobalRecycle(16, dropout=0.0)
+    x = torch.randn(50, 8, requires_grad=True)
+    mhim = MHIMConfig(mask_ratio_high=0.0, mask_ratio_random=0.6)
+    gen = torch.Generator().manual_seed(0)
+    loss, info = mhim_step(
+        model, teacher, recycle, x, BagTarget(1), LossSettings(), mhim, 0.0, gen
+    )
+    loss.backward()
+    touched = int((x.grad.abs().sum(dim=1) > 0).sum())
+    assert info["kept"] == 20
+    assert touched == 50  # 20 kept + 30 recycled
+    x.grad = None
+    mhim.merge_ratio = 0.2
+    loss, _ = mhim_step(model, teacher, recycle, x, BagTarget(1), LossSettings(), mhim, 0.0, gen)
+    loss.backward()
+    assert int((x.grad.abs().sum(dim=1) > 0).sum()) == 20 + 6

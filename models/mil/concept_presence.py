@@ -67,7 +67,9 @@ class ConceptPresenceMIL(MILModel):
     n_terms : int
         Number J of combiner terms (each a soft threshold over concept presences).
     dropout : float
-        Dropout after the instance embedding.
+        Dropout after the instance embedding; none by default: each concept's presence
+        rests on one instance, and dropout there blurs the thresholds the combiner needs
+        (on the false-frequency test, 0.25 costs about 0.1 of test AUC).
     act : str
         ``"relu"`` or ``"gelu"``.
     """
@@ -79,7 +81,7 @@ class ConceptPresenceMIL(MILModel):
         hidden_dim: int = 512,
         n_concepts: int = 8,
         n_terms: int = 8,
-        dropout: float = 0.25,
+        dropout: float = 0.0,
         act: str = "relu",
     ) -> None:
         super().__init__(in_dim, n_classes, hidden_dim)

@@ -24,6 +24,7 @@ SETTINGS = {"lr": 5e-3, "epochs": 30, "patience": 0}
 HIDDEN = 32
 
 
+@pytest.mark.timeout(7200)  # about 1 to 2 minutes per model on two cores
 def test_the_table(tmp_path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "positive because of what it holds, e.g. a metastasis): concept_presence and "
             "instance_max only — no other instance can lower their positive score and "
             "instance counts do not matter; concept_presence can also require several "
-            "findings together. The others can learn such shortcuts (slidescope mil-tests)"
+            "findings together. The others can learn such shortcuts"
         ),
     )
     model.add_argument(

@@ -1,24 +1,18 @@
 """The standard MIL assumption: which models keep it, structurally and after training.
 
-Algorithmic unit tests after Raff & Holt (NeurIPS 2023), see ``mil_assumption_bags.py``:
-a model that respects the assumption must rank the test bags right even though the
-training bags also carried a spurious, assumption-breaking signal.
+Raff & Holt's algorithmic unit tests (NeurIPS 2023), see ``mil_assumption_bags.py``:
+poison, threshold and false frequency. A model that keeps the assumption ranks the test
+bags right although the training bags offered a shortcut it forbids. The table of every
+registry model is ``tests/benchmarks/test_mil_assumption_table.py``.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import mil_assumption_bags
 import numpy as np
 import pytest
 import torch
-from slidescope.models.checkpoints import load_checkpoint
-from slidescope.models.jobs import run_job
 from slidescope.models.mil import STANDARD_MIL_MODELS, create_model, list_models
-from slidescope.models.training.config import TrainingConfig
-from slidescope.models.training.metrics import binary_auc
-from slidescope.models.training.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -64,47 +58,50 @@ def test_standard_mil_models_ignore_counts(name) -> None:
     assert _positive_score(model, repeated) == pytest.approx(_positive_score(model, bag), abs=1e-5)
 
 
-def _train_and_score(tmp_path: Path, scenario: str, model: str) -> tuple[float, float]:
-    bags = mil_assumption_bags
-    labels = bags.write_training_set(tmp_path / scenario, scenario, seed=0)
-    kwargs = {"hidden_dim": 16, **({"n_heads": 4} if model == "transmil" else {})}
-    config = TrainingConfig(
-        features=tmp_path / scenario,
-        labels=labels,
-        out=tmp_path / f"{scenario}_{model}.safetensors",
-        model=model,
-        model_kwargs=kwargs,
-        epochs=30,
-        patience=0,
-        lr=5e-3,
-        device="cpu",
+#: a small, fast setting (the table in tests/benchmarks uses the same)
+FAST = {"lr": 5e-3, "epochs": 30, "patience": 0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", mil_assumption_bags.SCENARIOS)
+def test_concept_presence_passes_raff_and_holts_three_tests(tmp_path, scenario) -> None:
+    seen, unseen = mil_assumption_bags.train_and_test(
+        tmp_path, scenario, "concept_presence", {"hidden_dim": 32}, overrides=FAST
     )
-    result = run_job(train(config))
-    trained = load_checkpoint(result.path).model.eval()
-
-    def auc(test: bool, seed: int) -> float:
-        x, y = bags.scenario_bags(scenario, 60, test=test, seed=seed)
-        with torch.no_grad():
-            p = [
-                float(torch.softmax(trained(torch.from_numpy(b).float()).logits, 0)[1]) for b in x
-            ]
-        return binary_auc(y == 1, np.array(p))
-
-    return auc(False, 98), auc(True, 99)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["presence", "frequency", "multi_concept"])
-def test_instance_max_passes_the_algorithmic_unit_tests(tmp_path, scenario) -> None:
-    seen, unseen = _train_and_score(tmp_path, scenario, "instance_max")
     assert seen >= 0.75, f"{scenario}: did not learn the training distribution ({seen:.2f})"
-    assert unseen >= 0.8, f"{scenario}: relied on a signal the MIL assumption forbids"
+    assert unseen >= 0.75, f"{scenario}: relied on a signal the MIL assumption forbids"
 
 
 @pytest.mark.slow
-def test_frequency_scenario_catches_an_attention_model(tmp_path) -> None:
-    # The test has teeth: ABMIL learns the training bags, then fails once the
-    # distractor frequencies swap (it counts distractors instead of finding witnesses).
-    seen, unseen = _train_and_score(tmp_path, "frequency", "abmil")
-    assert seen >= 0.9
-    assert unseen < 0.5
+def test_the_false_frequency_test_catches_instance_max(tmp_path) -> None:
+    # The test has teeth: mi-Net cannot require A and B together, so on the test bags
+    # the many copies of one concept outrank the pairs.
+    _, unseen = mil_assumption_bags.train_and_test(
+        tmp_path, "false_frequency", "instance_max", {"hidden_dim": 32}, overrides=FAST
+    )
+    assert unseen < 0.6
+
+
+def test_the_bags_follow_the_papers_designs() -> None:
+    rng = np.random.default_rng(0)
+
+    def parts(scenario: str, positive: bool, test: bool, i: int = 0) -> dict[str, int]:
+        return mil_assumption_bags.bag_parts(scenario, positive, test, i, rng)
+
+    # poison: in negatives at training time, in positives (beside A) at test time
+    assert parts("poison", True, False) == {"A": 1}
+    assert parts("poison", False, False) == {"poison": 1}
+    assert parts("poison", True, True) == {"A": 1, "poison": 1}
+    assert parts("poison", False, True) == {}
+    # threshold: positives need A and B; negatives hold A, B or neither
+    for test in (False, True):
+        assert parts("threshold", True, test) == {"A": 1, "B": 1}
+        assert [parts("threshold", False, test, i) for i in range(3)] == [{"A": 1}, {"B": 1}, {}]
+    # false frequency: one of A or B once in training, 35-44 copies at test time
+    assert parts("false_frequency", True, True) == {"A": 1, "B": 1}
+    assert parts("false_frequency", False, False, 1) == {"A": 1}
+    copies = [max(parts("false_frequency", False, True, i).values()) for i in range(40)]
+    assert min(copies) >= 35
+    assert max(copies) <= 44
+    bags, labels = mil_assumption_bags.scenario_bags("false_frequency", 10, test=True, seed=1)
+    assert all(len(bag) >= 8 + 35 for bag, y in zip(bags, labels) if y == 0)

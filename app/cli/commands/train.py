@@ -40,7 +40,7 @@ def _models_help() -> str:
         "positive because of what it holds, e.g. a metastasis): concept_presence and "
         "instance_max only — no other instance can lower their positive score and instance "
         "counts do not matter; concept_presence can also require several findings "
-        "together. The others can learn such shortcuts (see slidescope mil-tests)"
+        "together. The others can learn such shortcuts (README, Models)"
     )
 
 

@@ -161,6 +161,13 @@ class HeatmapView:
         """The colour bar of the top visible heatmap (none when none is visible)."""
         if self.overlays is None:
             return
+        try:
+            self._refresh_legend()
+        except RuntimeError:  # the canvas (and its overlays) is already gone: nothing to show
+            self.overlays = None
+
+    def _refresh_legend(self) -> None:
+        assert self.overlays is not None
         for name in reversed(list(self.layers)):
             layer = self.layers[name]
             if layer.visible and layer in self.viewer.layers:

@@ -8,7 +8,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import (
+    NotificationSeverity,
+    notification_manager,
+    show_error,
+    show_warning,
+)
 from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtGui import QIcon
 from qtpy.QtWidgets import QApplication, QFileDialog, QLabel, QWidget
@@ -47,6 +52,7 @@ from slidescope.app.ui.widgets.start_page import StartPage
 from slidescope.app.ui.widgets.train_dock import TrainDock
 from slidescope.app.user_dirs import recent_files, user_cache_dir
 from slidescope.resources import resource_path
+from superqt import ensure_main_thread
 
 TITLE = "SlideScope"
 SLIDE_FILTER = (
@@ -133,6 +139,8 @@ class SlideScopeWindow:
             show_warning(settings_warning)
         self._add_status()
         self._add_start_page()
+        # errors are shown whole on the canvas too (napari's toast is one elided line)
+        notification_manager.notification_ready.connect(weak_handler(self._notified))
         self._drops = _SlideDropFilter(weak_handler(self.drop_paths, False))
         for widget in (qt_viewer(self.viewer), welcome_widget(self.viewer)):
             if widget is not None:
@@ -291,6 +299,11 @@ class SlideScopeWindow:
     def position_text(self, world: tuple[float, ...]) -> str:
         """``x 1,234  y 5,678 px  |  616.5, 2,834.2 µm`` for a world position on the slide."""
         return self.session.navigation.position_text(world)
+
+    @ensure_main_thread
+    def _notified(self, notification: Any) -> None:
+        if getattr(notification, "severity", None) == NotificationSeverity.ERROR:
+            self.overlays.error.show_error(str(notification.message))
 
     def legend_title(self) -> str:
         """The title of the colour bar on the canvas ("" when none is shown)."""

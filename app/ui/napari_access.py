@@ -13,14 +13,20 @@ from __future__ import annotations
 from typing import Any
 
 
+def _real(viewer: Any) -> Any:
+    # a plugin widget gets a proxy that warns on private access: the private access is this
+    # module's whole purpose, so it goes to the viewer behind the proxy
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 def qt_window(viewer: Any) -> Any:
     """The QMainWindow of a napari viewer (private: ``Window._qt_window``)."""
-    return viewer.window._qt_window
+    return _real(viewer).window._qt_window
 
 
 def qt_viewer(viewer: Any) -> Any:
     """The QtViewer (canvas, layer docks) of a napari viewer (private: ``Window._qt_viewer``)."""
-    return viewer.window._qt_viewer
+    return _real(viewer).window._qt_viewer
 
 
 def canvas_widget(viewer: Any) -> Any:

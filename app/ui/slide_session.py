@@ -25,11 +25,11 @@ from slidescope.app.display.open_job import open_slide_job
 from slidescope.app.display.slide_layer import METADATA_KEY, SlideLayerData, slide_layer_data
 from slidescope.app.display.tile_cache import DEFAULT_CACHE_BYTES, TileCache
 from slidescope.app.jobs import Job
-from slidescope.app.project.project import Project
+from slidescope.app.project.project import Project, is_slide_path
 from slidescope.app.ui.background import BackgroundJobs
 from slidescope.app.ui.navigation import Navigation
 from slidescope.app.ui.slide_catalog import SlideCatalog
-from slidescope.app.ui.weak_slots import weak_handler
+from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.job_progress import JobProgress
 from slidescope.app.ui.widgets.minimap import Minimap
 from slidescope.app.ui.widgets.slide_info import SlideInfo
@@ -252,10 +252,31 @@ class SlideSession:
             return
         info = getattr(layer, "metadata", {}).get(METADATA_KEY)
         if not isinstance(info, dict) or "path" not in info or "identity" not in info:
+            self._replace_flat_slide(layer)
             return
         if self.current is not None and layer is self.current.layer:
             return
         self.show_slide(info["path"], layer=layer)
+
+    def _replace_flat_slide(self, layer: Any) -> None:
+        """A slide file napari's built-in reader opened as one flat image in pixels (what
+        ``viewer.open(path)`` does by default) is shown as SlideScope's multiscale slide in µm
+        instead."""
+        source = getattr(layer, "source", None)
+        path = getattr(source, "path", None)
+        if not path or getattr(source, "reader_plugin", None) != "napari":
+            return
+        if not is_slide_path(path) or getattr(layer, "multiscale", False):
+            return
+        from qtpy.QtCore import QTimer
+
+        # not inside napari's insert (it still selects the layer): right after it
+        QTimer.singleShot(0, weak_slot(self._swap_flat_slide, layer, path))
+
+    def _swap_flat_slide(self, layer: Any, path: str) -> None:
+        if layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
+        self.show_slide(path)
 
     # -- projects ----------------------------------------------------------------------
 

@@ -36,14 +36,21 @@ class ViewerSession:
     panel: Any = None
 
 
+def _real(viewer: Any) -> Any:
+    # napari hands plugin widgets a proxy of the viewer (a new one per widget): key by the
+    # viewer behind it
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 def session_of(viewer: Any) -> ViewerSession | None:
     """The viewer's session, None when SlideScope runs nothing there yet."""
-    ref = _SESSIONS.get(id(viewer))
+    ref = _SESSIONS.get(id(_real(viewer)))
     return ref() if ref is not None else None
 
 
 def register(viewer: Any, session: ViewerSession) -> ViewerSession:
     """Record ``session`` as the viewer's (forgotten when the viewer goes)."""
+    viewer = _real(viewer)
     key = id(viewer)
     _SESSIONS[key] = weakref.ref(session)
     weakref.finalize(viewer, _SESSIONS.pop, key, None)
@@ -51,4 +58,4 @@ def register(viewer: Any, session: ViewerSession) -> ViewerSession:
 
 
 def forget(viewer: Any) -> None:
-    _SESSIONS.pop(id(viewer), None)
+    _SESSIONS.pop(id(_real(viewer)), None)

@@ -103,6 +103,12 @@ def test_display_change_in_place_against_rebuild(make_napari_viewer, qtbot):
     view.sync(analysis, space, KINDS, None, display)
     viewer.reset_view()
     frame()
+    blank = []
+    for _ in range(5):  # a frame with nothing changed: what every path pays to draw
+        t = time.perf_counter()
+        frame()
+        blank.append(time.perf_counter() - t)
+    draw = float(np.median(blank))
     old_layers: list = []
     figures = {}
     for what, change in CHANGES.items():
@@ -133,9 +139,11 @@ def test_display_change_in_place_against_rebuild(make_napari_viewer, qtbot):
             f"{what:14s} in place {fast * 1e3:7.1f} ms   rebuild {slow * 1e3:7.1f} ms   "
             f"ratio {slow / fast:6.1f}x"
         )
+    print(f"a frame with no change: {draw * 1e3:.1f} ms (software GL here)")
+    # a ratio against the rebuild of the same run (absolute times here are software GL on a
+    # shared CPU; the aim, < 50 ms to the next frame, is for a desktop GPU)
     for what, (fast, slow) in figures.items():
-        assert fast < slow, f"{what}: in place is not faster than a rebuild"
-    assert max(fast for fast, _ in figures.values()) < 0.25  # aim: < 50 ms on a desktop
+        assert slow / fast > 3, f"{what}: in place is not well ahead of a rebuild"
 
 
 def test_hover_read_out_latency(make_napari_viewer):

@@ -135,12 +135,22 @@ def test_plain_napari_opens_a_slide_and_analyses_it_from_the_dock(
     readers = get_settings().plugins.extension2reader
     assert readers["*.svs"] == "slidescope"
     assert readers["*.tiff"] == "slidescope"
-    layers = viewer.open(str(aperio_svs))  # no plugin= given
+    layers = viewer.open(str(aperio_svs), plugin=None)  # napari picks by the preference
     assert layers[0].multiscale
     assert str(layers[0].units[0]) == "micrometer"
     session = widget.analysis.slides
     qtbot.waitUntil(lambda: session.current is not None, timeout=20_000)
     assert session.current.layer is layers[0]  # the reader's layer, adopted
+    # viewer.open's default (napari's own reader: one flat image in pixels) is replaced
+    # by the multiscale slide in µm
+    viewer.open(str(aperio_svs))
+    qtbot.waitUntil(
+        lambda: session.current is not None and session.current.layer is not layers[0],
+        timeout=20_000,
+    )
+    assert [layer.name for layer in viewer.layers] == ["cmu_small_region"]
+    assert viewer.layers[0].multiscale
+    assert str(viewer.layers[0].units[0]) == "micrometer"
     qtbot.mouseClick(widget.dock.run_slide_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: widget.analysis.analysis is not None, timeout=120_000)
     qtbot.waitUntil(lambda: not session.busy, timeout=60_000)
@@ -148,7 +158,7 @@ def test_plain_napari_opens_a_slide_and_analyses_it_from_the_dock(
     assert widget.prediction.bars
     # the trust flag: a 20x scan for a model of 40x slides
     assert widget.analysis.analysis.trust.is_outside
-    assert "outside this model's experience" in widget.prediction.trust.text()
+    assert "Outside this model's experience" in widget.prediction.trust.text()
     # the Slides dock joins the same session
     _dock2, slides = viewer.window.add_plugin_dock_widget("slidescope", "Slides")
     assert slides.session is session

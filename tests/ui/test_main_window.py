@@ -310,6 +310,9 @@ def test_corrupt_file_is_a_notification_and_the_window_goes_on(
     message = next(n.message for n in seen if "broken.svs" in n.message)
     assert str(bad) in message
     assert str(bad.resolve()) not in window.panels.slides.paths()  # never listed
+    # the whole message, not one elided line, is on the canvas
+    qtbot.waitUntil(lambda: window.overlays.error.isVisible(), timeout=5_000)
+    assert window.overlays.error.text() == message
     assert window.session.current.path == good.resolve()  # the good slide is still shown
     # and the window still works: another slide opens
     other = slide_files.add(tmp_path / "other.tif", synthetic_levels(512, 384, 2, seed=3))

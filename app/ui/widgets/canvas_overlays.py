@@ -92,6 +92,36 @@ class Banner(QLabel):
             self.raise_()
 
 
+class ErrorNote(QLabel):
+    """The last error, whole and wrapped, at the foot of the canvas (napari's toast shows one
+    elided line, which cut long messages after their first words); a click dismisses it."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("slidescope-error")
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.TextFormat.PlainText)  # a path or "<...>" is text, not markup
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setStyleSheet(
+            "QLabel { background: rgba(60, 20, 20, 235); color: white; padding: 6px 10px;"
+            " border: 1px solid #d04040; border-radius: 4px; }"
+        )
+        self.setToolTip("Click to dismiss")
+        self.hide()
+
+    def show_error(self, text: str) -> None:
+        self.setText(text)
+        self.adjustSize()
+        parent = self.parentWidget()
+        if parent is not None:
+            self.move(MARGIN, max(parent.height() - self.height() - 48, 0))
+        self.show()
+        self.raise_()
+
+    def mousePressEvent(self, event: object) -> None:
+        self.hide()
+
+
 class HoverLabel(QLabel):
     """The scores under the cursor, beside it."""
 
@@ -131,6 +161,7 @@ class CanvasOverlays(QObject):
         self.colorbar = ColorBar(canvas)
         self.banner = Banner(canvas)
         self.hover = HoverLabel(canvas)
+        self.error = ErrorNote(canvas)
         canvas.installEventFilter(self)
         self.place()
 
@@ -142,6 +173,9 @@ class CanvasOverlays(QObject):
         self.banner.setFixedWidth(max(w - 2 * MARGIN, 100))
         self.banner.adjustSize()
         self.banner.move(MARGIN, MARGIN)
+        self.error.setFixedWidth(max(min(w - 2 * MARGIN, 720), 100))
+        self.error.adjustSize()
+        self.error.move(MARGIN, max(h - self.error.height() - 48, 0))
 
     def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:
         if event is not None and event.type() == QEvent.Type.Resize:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
@@ -78,6 +79,11 @@ class _JobRow(QWidget):
         layout.addLayout(line)
 
     def show_progress(self, step: Progress) -> None:
+        # the row may be deleted (window closing) while the job goes on
+        with contextlib.suppress(RuntimeError):
+            self._show(step)
+
+    def _show(self, step: Progress) -> None:
         if step.total:
             self.bar.setRange(0, int(step.total))
             self.bar.setValue(min(int(step.done), int(step.total)))

@@ -109,6 +109,7 @@ class AnnotationLayer:
         self.layer.events.data.connect(self._on_layer_data)
         self.layer.mouse_drag_callbacks.append(self._on_drag)
         annotations.changed.connect(self._on_core_change)
+        viewer.layers.events.inserted.connect(self._keep_on_top)
         self.redraw()
 
     # -- core -> layer ---------------------------------------------------------------------
@@ -406,9 +407,16 @@ class AnnotationLayer:
         else:
             paint(self.annotations, area, self.active_class, visible)
 
+    def _keep_on_top(self, _event: Any = None) -> None:
+        # heatmaps come and go; annotations stay above them, visible and clickable
+        layers = self.viewer.layers
+        if self.layer in layers and layers.index(self.layer) != len(layers) - 1:
+            layers.move(layers.index(self.layer), len(layers))
+
     def close(self) -> None:
         """Stop following the set and take the layer out of the viewer."""
         self.annotations.changed.disconnect(self._on_core_change)
+        self.viewer.layers.events.inserted.disconnect(self._keep_on_top)
         self._reconcile_timer.stop()
         if self.layer in self.viewer.layers:
             self.viewer.layers.remove(self.layer)

@@ -33,7 +33,7 @@ def test_manifest_is_valid_and_installed():
     for suffix in ("svs", "tif", "tiff", "ndpi", "mrxs", "scn", "bif", "vms", "dcm", "zarr"):
         assert f"*.{suffix}" in patterns
     assert [s.key for s in manifest.contributions.sample_data] == ["demo_slide"]
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Slides"]
+    assert [w.display_name for w in manifest.contributions.widgets] == ["Slides", "Annotations"]
     pm = npe2.PluginManager.instance()
     pm.discover()
     assert "slidescope" in [m.name for m in pm.iter_manifests()]

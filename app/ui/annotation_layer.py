@@ -109,6 +109,7 @@ class AnnotationLayer:
         self.layer.events.data.connect(self._on_layer_data)
         self.layer.mouse_drag_callbacks.append(self._on_drag)
         annotations.changed.connect(self._on_core_change)
+        viewer.layers.events.inserted.connect(self._keep_on_top)
         self.redraw()
 
     # -- core -> layer ---------------------------------------------------------------------
@@ -131,6 +132,8 @@ class AnnotationLayer:
 
     def _redraw_ids(self, ids: Iterable[str]) -> None:
         ids = set(ids)
+        if self._redraw_in_place(ids):
+            return
         self._syncing = True
         try:
             indices = [i for i, a in enumerate(self.shape_ids) if a in ids]
@@ -148,6 +151,41 @@ class AnnotationLayer:
             )
         finally:
             self._syncing = False
+
+    def _redraw_in_place(self, ids: set[str]) -> bool:
+        """Edit the shapes of ``ids`` where they are (a move, a class change): napari's
+        remove + add rebuild the whole layer's mesh, 20x slower at thousands of shapes.
+        False when the shapes' number or types change (then they are re-added)."""
+        if not ids or len(ids) > 50:
+            return False
+        plan = []
+        for annotation_id in ids:
+            indices = [i for i, a in enumerate(self.shape_ids) if a == annotation_id]
+            if annotation_id not in self.annotations or not indices:
+                return False
+            annotation = self.annotations[annotation_id]
+            if not self._shown(annotation):
+                return False
+            shapes = napari_shapes(annotation.geometry, self.point_radius)
+            types = [self.layer.shape_type[i] for i in indices]
+            if len(shapes) != len(indices) or [t for _, t, _ in shapes] != types:
+                return False
+            plan.append((annotation, indices, shapes))
+        view = self.layer._data_view  # napari's own per-shape edit, as its mouse tools use
+        self._syncing = True
+        try:
+            with view.batched_updates():  # one mesh update for the whole edit
+                for annotation, indices, shapes in plan:
+                    edge, face = self._colors(annotation)
+                    for i, (vertices, _type, filled) in zip(indices, shapes):
+                        if not np.array_equal(np.asarray(self.layer.data[i])[:, -2:], vertices):
+                            view.edit(i, vertices)
+                        view.update_edge_color(i, edge)
+                        view.update_face_color(i, face if filled else (0, 0, 0, 0))
+            self.layer.refresh()
+        finally:
+            self._syncing = False
+        return True
 
     def _shown(self, annotation: Annotation) -> bool:
         return annotation.class_name not in self.hidden
@@ -369,9 +407,16 @@ class AnnotationLayer:
         else:
             paint(self.annotations, area, self.active_class, visible)
 
+    def _keep_on_top(self, _event: Any = None) -> None:
+        # heatmaps come and go; annotations stay above them, visible and clickable
+        layers = self.viewer.layers
+        if self.layer in layers and layers.index(self.layer) != len(layers) - 1:
+            layers.move(layers.index(self.layer), len(layers))
+
     def close(self) -> None:
         """Stop following the set and take the layer out of the viewer."""
         self.annotations.changed.disconnect(self._on_core_change)
+        self.viewer.layers.events.inserted.disconnect(self._keep_on_top)
         self._reconcile_timer.stop()
         if self.layer in self.viewer.layers:
             self.viewer.layers.remove(self.layer)

@@ -146,7 +146,9 @@ def test_show_and_edit_with_all_shown(export_file, make_napari_viewer):
     edits = {"add": median(add), "move": median(move), "class change": median(set_class)}
     print(
         f"\nimport {t_import:.2f} s + show {t_show:.2f} s = {t_import + t_show:.2f} s (aim < 2 s); "
-        + ", ".join(f"{k} {v * 1000:.1f} ms ({v / t_napari:.1f}x napari add)" for k, v in edits.items())
+        + ", ".join(
+            f"{k} {v * 1000:.1f} ms ({v / t_napari:.1f}x napari add)" for k, v in edits.items()
+        )
         + f"; napari's own add {t_napari * 1000:.1f} ms"
     )
     for seconds in edits.values():
@@ -222,5 +224,7 @@ def test_kill_9_never_leaves_an_unreadable_file_and_loses_at_most_2_s(tmp_path):
         loss = killed_at - min(lost) if lost else 0.0
         worst = max(worst, loss)
         print(f"round {round_}: {len(edits)} edits, {len(lost)} lost, {loss:.2f} s of edits lost")
-    print(f"\nkill -9: worst loss {worst:.2f} s (aim <= 2 s, autosave {AUTOSAVE_DELAY_S} s after an edit)")
+    print(
+        f"\nkill -9: worst loss {worst:.2f} s (aim <= 2 s, autosave {AUTOSAVE_DELAY_S} s after an edit)"
+    )
     assert worst <= 2.0

@@ -34,7 +34,7 @@ def test_manifest_is_valid_and_installed():
         assert f"*.{suffix}" in patterns
     assert [s.key for s in manifest.contributions.sample_data] == ["demo_slide"]
     widgets = [w.display_name for w in manifest.contributions.widgets]
-    assert widgets == ["Slides", "Analysis"]
+    assert widgets == ["Slides", "Analysis", "Annotations"]
     # the window's dock registry and the manifest name the same plugin docks
     from slidescope.app.ui.docks import DOCKS
     from slidescope.plugins._preferences import SLIDE_PATTERNS

@@ -36,7 +36,7 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
     analysis = window.analysis.analysis
     assert analysis.n_patches > 0
     names = [layer.name for layer in window.viewer.layers]
-    assert names == ["demo-slide-s0-4096x4096", "attention"]
+    assert names == ["demo-slide-s0-4096x4096", "attention", "Annotations"]
 
     # the heatmap sits on the patch grid, in the slide's µm world
     heat = window.viewer.layers["attention"]
@@ -64,7 +64,9 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
     for kind in ("attention", "prob", "masked", "hard"):
         window.analysis_dock.kind_boxes[kind].setChecked(True)
     names = [layer.name for layer in window.viewer.layers][1:]
-    assert names == ["attention", "prob_lesion", "prob_normal", "masked", "hard_attention"]
+    assert names == [
+        "attention", "prob_lesion", "prob_normal", "masked", "hard_attention", "Annotations",
+    ]  # fmt: skip
     window.analysis_dock.class_combo.setCurrentIndex(
         window.analysis_dock.class_combo.findData("lesion")
     )

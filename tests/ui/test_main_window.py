@@ -188,7 +188,8 @@ def test_window_has_name_menus_docks_and_scale_bar(make_window):
     assert window.viewer.title == "SlideScope"
     assert not window.qt_window.windowIcon().isNull()
     texts = [a.text() for a in window.viewer.window.file_menu.actions()]
-    for wanted in ("Open Slide...", "Open Project...", "New Project...", "Recent Files"):
+    for wanted in ("Open Slide...", "Open Project...", "New Project...", "Recent Files",
+                   "Import Annotations...", "Export Annotations..."):  # fmt: skip
         assert wanted in texts
     assert set(window.docks) == {
         "slides", "overview", "info", "analysis", "prediction", "patches", "annotations", "train",
@@ -336,7 +337,7 @@ def test_switching_slides_closes_the_last_and_frees_its_tiles(
     open_and_wait(window, qtbot, second)
     assert old_slide.closed
     assert not any(k[0] == first_token for k in cache._tiles)
-    assert [layer.name for layer in window.viewer.layers] == ["second"]
+    assert [layer.name for layer in window.viewer.layers] == ["second", "Annotations"]
     assert cache.nbytes <= cache.max_bytes
 
 

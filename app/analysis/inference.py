@@ -129,7 +129,7 @@ def analyze_slide(
             device=device,
             slide_mpp=slide_mpp,
         )
-        folder = Path(cache_dir) / "features" / _geometry_name(config)
+        folder = _extraction_folder(features_dir, cache_dir, identity, config)
         features_path = _fitting_features(folder, identity, meta)
         if features_path is None:
             features_path = yield from _without_empty_bag_warning(
@@ -179,7 +179,7 @@ def _run_model(
     common: dict[str, object],
 ) -> SlideAnalysis:
     torch_device = resolve_device(device)
-    loaded = load_checkpoint(checkpoint, device=str(torch_device))
+    loaded = _loaded_checkpoint(checkpoint, str(torch_device), str(common["checkpoint_hash"]))
     if use_teacher and loaded.teacher is None:
         raise NoTeacherError(
             f"{Path(checkpoint).name}: holds no MHIM teacher (it was trained without MHIM); "
@@ -245,6 +245,42 @@ def _fitting_features(
         and same("target_mpp", None if meta.target_mpp is None else float(meta.target_mpp))
     )
     return path if fits else None
+
+
+#: checkpoints already loaded by this process (a batch worker loads each one once)
+_LOADED: dict[tuple[str, int, int, str, str], Any] = {}
+
+
+def _loaded_checkpoint(checkpoint: str | Path, device: str, sha256: str) -> Any:
+    """``load_checkpoint`` once per process, keyed by path, size, mtime, content and device."""
+    path = Path(checkpoint).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, sha256, device)
+    if key not in _LOADED:
+        if len(_LOADED) >= 2:  # a batch uses one checkpoint; keep memory bounded anyway
+            _LOADED.clear()
+        _LOADED[key] = load_checkpoint(checkpoint, device=device)
+    return _LOADED[key]
+
+
+def _extraction_folder(
+    features_dir: str | Path | None,
+    cache_dir: str | Path,
+    identity: SlideIdentity,
+    config: ExtractConfig,
+) -> Path:
+    """Where missing features are extracted: the caller's folder when it names one.
+
+    A file of this slide already there that does not fit the checkpoint (another extractor
+    or geometry) is the user's and is kept: the new features go to a sub-folder named by
+    the geometry instead.
+    """
+    if features_dir is None:
+        return Path(cache_dir) / "features" / _geometry_name(config)
+    folder = Path(features_dir)
+    if (folder / f"{identity.slide_id}.h5").exists():
+        return folder / _geometry_name(config)
+    return folder
 
 
 def _geometry_name(config: ExtractConfig) -> str:

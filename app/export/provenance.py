@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from slidescope.app.analysis.heatmaps import DisplayChoices
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
+from slidescope.models.files import atomic_path, write_text_atomic
 
 
 def export_metadata(
@@ -56,30 +52,6 @@ def export_metadata(
     return meta
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A sibling temporary path to write; renamed onto ``path`` when the block succeeds.
-
-    The temporary name keeps ``path``'s suffixes, so writers that pick a format by suffix
-    (Pillow, tifffile) still do.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix="".join(path.suffixes[-2:]) or ".tmp", dir=path.parent
-    )
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        # mkstemp makes the file private; an export is meant to be shared like any output
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+# One atomic writer for the whole program (temp names end in ``.tmp``, so a killed export
+# leaves nothing that looks finished, and remove_stale_temps clears it on the next run).
+__all__ = ["atomic_path", "export_metadata", "write_text_atomic"]

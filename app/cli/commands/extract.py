@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 from pathlib import Path
 
+from slidescope.app.cli.batch_options import add_batch_arguments
+
 NAME = "extract"
-HELP = "Extract per-patch features of slides into <out>/<slide_id>.h5 (resumable)."
+HELP = (
+    "Extract per-patch features of slides into <out>/<slide_id>.h5 (resumable; serially, "
+    "on a local Dask cluster or on a scheduler's workers, one GPU per worker)."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slide", nargs="+", help="slide file(s) or OME-Zarr folder(s)")
+    parser.add_argument(
+        "slide",
+        nargs="+",
+        help="slide files, OME-Zarr folders, folders of slides or CSV lists (column 'slide')",
+    )
     parser.add_argument("--out", required=True, type=Path, help="folder of the feature files")
     parser.add_argument(
         "--extractor",
@@ -36,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, default=64, help="patches per forward pass")
-    parser.add_argument("--workers", type=int, default=2, help="patch reading threads")
+    parser.add_argument(
+        "--read-threads", type=int, default=2, help="patch reading threads per slide (default 2)"
+    )
     parser.add_argument(
         "--slide-mpp",
         type=float,
@@ -53,12 +62,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="intersect",
         help="intersect: tissue inside the ROI only; replace: the ROI is the tissue",
     )
+    add_batch_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from slidescope.app.analysis.extract import ExtractConfig, extract_many
+    from slidescope.app.analysis.extract import ExtractConfig
+    from slidescope.app.analysis.roi import load_roi
+    from slidescope.app.batch.runner import run_batch
+    from slidescope.app.batch.tasks import ExtractTask, run_extract_task, wants_gpu
+    from slidescope.app.cli.batch_options import note, report, resolve_workers
     from slidescope.app.cli.progress import run_with_progress
+    from slidescope.app.export.batch import expand_slides
 
+    if args.roi is not None:
+        load_roi(args.roi)  # a bad ROI fails once, before any slide
     config = ExtractConfig(
         extractor=args.extractor,
         weights=args.weights,
@@ -68,29 +85,19 @@ def run(args: argparse.Namespace) -> int:
         min_tissue=args.min_tissue,
         device=args.device,
         batch_size=args.batch_size,
-        workers=args.workers,
+        workers=args.read_threads,
         slide_mpp=args.slide_mpp,
         compile=args.compile,
         roi=args.roi,
         roi_mode=args.roi_mode,
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        summary = run_with_progress(
-            extract_many([Path(p) for p in args.slide], args.out, config), "extract"
-        )
-    for warning in caught:
-        print(f"slidescope extract: warning: {warning.message}", file=sys.stderr)
-    for path in summary.written:
-        print(path)
-    for path, reason in summary.failed.items():
-        # slide errors already start with the path
-        shown = reason if reason.startswith(str(path)) else f"{path}: {reason}"
-        print(f"slidescope extract: error: {shown}", file=sys.stderr)
-    if summary.failed:
-        print(
-            f"slidescope extract: {len(summary.failed)} of {len(args.slide)} slides failed",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    slides = expand_slides(args.slide)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [ExtractTask(str(slide), str(out), config) for slide in slides]
+    job = run_batch(
+        tasks, run_extract_task, out, workers=resolve_workers(args, slides),
+        scheduler=args.scheduler, gpu=wants_gpu(config), on_message=note,
+    )  # fmt: skip
+    outcomes = run_with_progress(job, f"extract {len(tasks)} slide(s)")
+    return report("extract", outcomes, out / "summary.csv", args.json)

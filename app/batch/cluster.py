@@ -92,6 +92,9 @@ def local_cluster(workers: int, allowed_failures: int) -> Iterator[Any]:
     dashboard = ":0" if importlib.util.find_spec("bokeh") else None
     settings = {
         "distributed.scheduler.allowed-failures": allowed_failures,
+        # one slide per worker thread at a time: a worker that dies takes down only the
+        # slide it was running, and no queued slide is blamed for it
+        "distributed.scheduler.worker-saturation": 1.0,
         # a worker busy in native code can take a while to leave; give it the time rather
         # than having the nanny kill it with a warning on every clean run
         "distributed.comm.timeouts.connect": "30s",

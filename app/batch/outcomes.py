@@ -38,6 +38,10 @@ class SlideOutcome:
         The model's class (export only).
     files : list of str
         Files written for it.
+    finished_at : float
+        When its outputs were completed (epoch seconds; for a skipped slide, when the files
+        it found were made), so a result re-made by a lost worker is not taken for one
+        that was there before the run.
     """
 
     slide: str
@@ -49,6 +53,7 @@ class SlideOutcome:
     patches: int = 0
     predicted_class: str | None = None
     files: list[str] = field(default_factory=list)
+    finished_at: float = 0.0
 
     @property
     def retried(self) -> bool:

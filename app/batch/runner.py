@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from slidescope.app.batch.cluster import (
+    WARM_MODULES,
     connect,
     cores,
     dashboard_of,
@@ -93,6 +94,7 @@ def run_batch(
     gpu: bool = False,
     max_tries: int = MAX_TRIES,
     on_message: Callable[[str], None] | None = None,
+    warm_modules: Sequence[str] = WARM_MODULES,
 ) -> Job[list[SlideOutcome]]:
     """Run ``run_task`` on every task; progress counts slides; the summary is always written.
 
@@ -117,6 +119,8 @@ def run_batch(
         its own ``allowed-failures``).
     on_message : callable, optional
         Receives one-line notes for the user (the dashboard address, the mode).
+    warm_modules : sequence of str
+        What every worker process imports before its first task.
 
     Progress metrics carry ``patches`` (patches of the finished slides so far).
     """
@@ -127,11 +131,16 @@ def run_batch(
         yield Progress(0, len(tasks), "starting", {"patches": 0})
         if scheduler is None and workers <= 0:
             say("running the slides one after another in a child process")
-            runs = _in_child_process(tasks, run_task, max_tries)
+            runs = _in_child_process(tasks, run_task, max_tries, warm_modules)
         else:
-            runs = _on_dask(tasks, run_task, workers, scheduler, gpu, max_tries, say)
+            runs = _on_dask(tasks, run_task, workers, scheduler, gpu, max_tries, say, warm_modules)
         patches = 0
+        started = time.time()
         for index, outcome in runs:
+            if outcome.status == "skipped" and outcome.finished_at > started:
+                # made in this run by an execution whose result was lost with its worker
+                outcome.status = "done"
+                outcome.attempts = max(outcome.attempts, 2)
             outcomes[index] = outcome
             patches += outcome.patches
             what = f"{outcome.slide_id}: {outcome.status}"
@@ -165,7 +174,10 @@ def _with_attempts(outcome: SlideOutcome, attempts: int) -> SlideOutcome:
 
 
 def _in_child_process(
-    tasks: Sequence[T], run_task: Callable[[T], SlideOutcome], max_tries: int
+    tasks: Sequence[T],
+    run_task: Callable[[T], SlideOutcome],
+    max_tries: int,
+    warm_modules: Sequence[str],
 ) -> Iterator[tuple[int, SlideOutcome]]:
     """Each slide in a worker process, replaced when a slide's native code kills it."""
     context = multiprocessing.get_context("spawn")  # no fork of a process with torch threads
@@ -175,9 +187,11 @@ def _in_child_process(
             start = time.perf_counter()
             for attempt in range(1, max_tries + 1):
                 if pool is None:
-                    pool = ProcessPoolExecutor(1, mp_context=context, initializer=warm_up)
+                    pool = ProcessPoolExecutor(
+                        1, mp_context=context, initializer=warm_up, initargs=(warm_modules,)
+                    )
                 future = pool.submit(run_task, task)
-                children = list(getattr(pool, "_processes", {}).values())
+                children = list((getattr(pool, "_processes", None) or {}).values())
                 try:
                     outcome = future.result()
                 except BrokenProcessPool:
@@ -196,11 +210,15 @@ def _in_child_process(
                     outcome.seconds = time.perf_counter() - start
                 break
             yield index, outcome
+        if pool is not None:
+            pool.shutdown(wait=True)
+            pool = None
     finally:
         if pool is not None:
             # Ctrl-C or close(): do not wait for the slide at work, its writes are atomic
+            children = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
-            for child in getattr(pool, "_processes", {}).values() or ():
+            for child in children:
                 child.terminate()
 
 
@@ -224,6 +242,7 @@ def _on_dask(
     gpu: bool,
     max_tries: int,
     say: Callable[[str], None],
+    warm_modules: Sequence[str],
 ) -> Iterator[tuple[int, SlideOutcome]]:
     from distributed import KilledWorker, as_completed
 
@@ -242,7 +261,7 @@ def _on_dask(
         # every worker, including ones that join later, imports before its first task
         from slidescope.app.batch.warm import WarmUp
 
-        client.register_plugin(WarmUp(threads), name="slidescope-warm-up")
+        client.register_plugin(WarmUp(warm_modules, threads), name="slidescope-warm-up")
         resources = {"GPU": 1} if gpu and gpu_workers(client) else None
         if gpu and resources:
             say(f"{gpu_workers(client)} GPU worker(s): one slide per GPU at a time")
@@ -252,7 +271,7 @@ def _on_dask(
         stack.callback(client.cancel, futures)  # Ctrl-C drops the slides not started
         index_of = {f.key: i for i, f in enumerate(futures)}
         started = {f.key: time.perf_counter() for f in futures}
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             index = index_of[future.key]
             task = tasks[index]
             try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from slidescope.app.analysis.extract import (
@@ -75,9 +76,10 @@ def run_extract_task(task: ExtractTask) -> SlideOutcome:
     except Exception as error:  # a bug on one slide must not stop a cohort
         return _failed(task, f"{type(error).__name__}: {error}", start)
     status = "skipped" if up_to_date else ("no tissue" if empty else "done")
+    made = Path(task.out_dir) / f"{slide_id}.h5"
     return SlideOutcome(
         task.slide, slide_id, status, seconds=time.perf_counter() - start, patches=patches,
-        files=[f"{slide_id}.h5"],
+        files=[made.name], finished_at=made.stat().st_mtime if made.exists() else time.time(),
     )  # fmt: skip
 
 

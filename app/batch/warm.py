@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -13,12 +14,15 @@ class WarmUp(WorkerPlugin):  # type: ignore[misc]
 
     Parameters
     ----------
+    modules : sequence of str
+        What to import.
     torch_threads : int, optional
         Threads for torch on each worker (a local cluster shares this machine's cores).
     """
 
-    def __init__(self, torch_threads: int | None) -> None:
+    def __init__(self, modules: Sequence[str], torch_threads: int | None) -> None:
+        self.modules = tuple(modules)
         self.torch_threads = torch_threads
 
     def setup(self, worker: Any) -> None:
-        warm_up(torch_threads=self.torch_threads)
+        warm_up(self.modules, torch_threads=self.torch_threads)

@@ -101,6 +101,7 @@ def export_one(task: ExportTask) -> Job[SlideOutcome]:
             slide_id,
             "skipped",
             patches=int(record.get("patches", 0)),
+            finished_at=marker.stat().st_mtime,
             predicted_class=record.get("predicted_class"),
             files=list(record.get("files", [])),
         )
@@ -124,6 +125,7 @@ def export_one(task: ExportTask) -> Job[SlideOutcome]:
         "done" if analysis.status == "ok" else analysis.status,
         seconds=time.perf_counter() - start,
         patches=analysis.n_patches,
+        finished_at=time.time(),
         predicted_class=analysis.predicted_class,
         files=[p.name for p in files],
     )

@@ -20,7 +20,7 @@ def summary(out: Path) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
-def check_outcomes(folder: Path, outcomes) -> None:
+def check_outcomes(folder: Path, outcomes, retried: int = 2) -> None:
     by_id = {o.slide_id: o for o in outcomes}
     assert [o.slide_id for o in outcomes] == list(TEXTS)
     assert by_id["a"].status == by_id["b"].status == by_id["flaky"].status == "done"
@@ -31,9 +31,8 @@ def check_outcomes(folder: Path, outcomes) -> None:
         assert (folder / "out" / f"{name}.txt").read_text() == TEXTS[name]
     assert not (folder / "out" / "crash.txt").exists()
     counts = summary(folder / "out")["counts"]
-    assert counts == {
-        "done": 3, "skipped": 0, "no tissue": 0, "failed": 1, "not run": 0, "retried": 2,
-    }  # fmt: skip
+    assert counts.pop("retried") >= retried  # the crash and the flaky slide, at least
+    assert counts == {"done": 3, "skipped": 0, "no tissue": 0, "failed": 1, "not run": 0}
 
 
 def test_a_crashing_slide_fails_alone_in_the_serial_child(tmp_path: Path) -> None:
@@ -42,6 +41,7 @@ def test_a_crashing_slide_fails_alone_in_the_serial_child(tmp_path: Path) -> Non
         run_batch(tasks, run_toy_task, tmp_path / "out", workers=0, warm_modules=())
     )
     check_outcomes(tmp_path, outcomes)
+    assert summary(tmp_path / "out")["counts"]["retried"] == 2
     crash = outcomes[1]
     assert "the decoder crashed (signal 6)" in crash.error
     assert crash.attempts == 2  # bounded: tried twice, then given up (both counted)
@@ -57,6 +57,8 @@ def test_a_slide_that_kills_dask_workers_is_failed_after_bounded_tries(tmp_path:
     outcomes = run_job(
         run_batch(tasks, run_toy_task, tmp_path / "out", workers=1, warm_modules=())
     )
+    # on Dask a finished slide whose result was held by a worker that died is computed
+    # again: it counts as retried too, so "retried" is at least the two killers
     check_outcomes(tmp_path, outcomes)
     assert "died under it" in outcomes[1].error
 

@@ -271,19 +271,22 @@ def _on_dask(
         stack.callback(client.cancel, futures)  # Ctrl-C drops the slides not started
         index_of = {f.key: i for i, f in enumerate(futures)}
         started = {f.key: time.perf_counter() for f in futures}
-        for future in as_completed(futures, loop=client.loop):
+        # results are gathered as each slide finishes: an outcome held by a worker that
+        # dies a moment later is not lost (and its slide not run twice)
+        done = as_completed(futures, loop=client.loop, with_results=True, raise_errors=False)
+        for future, result in done:
             index = index_of[future.key]
             task = tasks[index]
-            try:
-                outcome = future.result()
-            except KilledWorker as error:
-                yield index, _failed(task, _killed_reason(task, error), max_tries, 0.0)
-            except Exception as error:  # a task that raised: the batch records it and goes on
-                reason = f"{task.slide}: {type(error).__name__}: {error}"
+            if isinstance(result, tuple) and len(result) == 3:  # an error: (type, value, tb)
+                result = result[1]
+            if isinstance(result, KilledWorker):
+                yield index, _failed(task, _killed_reason(task, result), max_tries, 0.0)
+            elif isinstance(result, BaseException):  # the task raised: record it, go on
+                reason = f"{task.slide}: {type(result).__name__}: {result}"
                 yield index, _failed(task, reason, 1, time.perf_counter() - started[future.key])
             else:
                 deaths = client.run_on_scheduler(_worker_deaths, key=future.key)
-                yield index, _with_attempts(outcome, 1 + int(deaths))
+                yield index, _with_attempts(result, 1 + int(deaths))
             future.release()
 
 

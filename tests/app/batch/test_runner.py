@@ -55,7 +55,7 @@ def test_a_crashing_slide_fails_alone_in_the_serial_child(tmp_path: Path) -> Non
 def test_a_slide_that_kills_dask_workers_is_failed_after_bounded_tries(tmp_path: Path) -> None:
     tasks = toy_cohort(tmp_path, TEXTS)
     outcomes = run_job(
-        run_batch(tasks, run_toy_task, tmp_path / "out", workers=1, warm_modules=())
+        run_batch(tasks, run_toy_task, tmp_path / "out", workers=2, warm_modules=())
     )
     # on Dask a finished slide whose result was held by a worker that died is computed
     # again: it counts as retried too, so "retried" is at least the two killers

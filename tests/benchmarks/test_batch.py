@@ -30,6 +30,13 @@ from PIL import Image
 pytestmark = pytest.mark.benchmark
 
 
+def _export_conftest():
+    sys.path.insert(0, str(Path(__file__).parents[1] / "app" / "batch"))
+    from export_fixtures import export_conftest
+
+    return export_conftest()
+
+
 def _circle(vertices: int, radius: float = 9000.0, centre: float = 10000.0) -> np.ndarray:
     angle = np.linspace(0, 2 * np.pi, vertices, endpoint=False)
     wobble = 1 + 0.02 * np.sin(angle * 50)
@@ -56,8 +63,7 @@ def test_roi_rasterisation_does_not_follow_the_vertex_count() -> None:
 
 
 def test_export_per_slide_against_writing_its_pngs(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "app" / "export"))
-    from conftest import make_analysis  # tests/app/export/conftest.py
+    make_analysis = _export_conftest().make_analysis
     from slidescope.app.export.slide_export import ExportOptions, export_analysis
 
     analysis = make_analysis(rows=60, cols=80, patch=512)
@@ -88,8 +94,7 @@ def cohort(tmp_path_factory) -> tuple[list[Path], Path]:
     from slidescope.app.demo.generate import generate_demo_slide
     from slidescope.app.jobs import run_job
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "app" / "export"))
-    from conftest import write_abmil_checkpoint
+    write_abmil_checkpoint = _export_conftest().write_abmil_checkpoint
 
     folder = tmp_path_factory.mktemp("bench_cohort")
     drawn = run_job(generate_demo_slide(folder / "drawn.tiff", 2048, 2048, seed=1))

@@ -50,11 +50,11 @@ def wait_until(condition, timeout: float, what: str) -> None:
 def cohort(tmp_path_factory) -> tuple[list[Path], Path]:
     """Four demo slides (one drawn, copied under four names) and a model that fits them."""
     import torch
+    from export_fixtures import export_conftest
     from slidescope.app.demo.generate import generate_demo_slide
     from slidescope.app.jobs import run_job
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "export"))
-    from conftest import write_abmil_checkpoint
+    write_abmil_checkpoint = export_conftest().write_abmil_checkpoint
 
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("demo_cohort")

@@ -83,9 +83,46 @@ def run_extract_task(task: ExtractTask) -> SlideOutcome:
     )  # fmt: skip
 
 
-def _failed(task: ExtractTask, reason: str, start: float) -> SlideOutcome:
+def _failed(task: ExtractTask | TissueTask, reason: str, start: float) -> SlideOutcome:
     # slide errors already start with the path; others get it, so every line names its slide
     shown = reason if task.slide in reason else f"{task.slide}: {reason}"
     return SlideOutcome(
         task.slide, slide_id_of(task.slide), "failed", shown, time.perf_counter() - start
     )
+
+
+@dataclass(frozen=True)
+class TissueTask:
+    """One slide's tissue mask (``slidescope tissue``)."""
+
+    slide: str
+    out_dir: str
+    slide_mpp: float | None = None
+    roi: str | None = None
+    roi_mode: str = "intersect"
+
+
+def run_tissue_task(task: TissueTask) -> SlideOutcome:
+    """Detect one slide's tissue and write its PNG and GeoJSON; errors become ``failed``."""
+    from slidescope.app.analysis.roi import load_roi
+    from slidescope.app.analysis.tissue import detect_tissue, write_tissue_files
+    from slidescope.app.slides import open_slide
+
+    start = time.perf_counter()
+    remove_stale_temps(task.out_dir)
+    try:
+        roi = None if task.roi is None else load_roi(task.roi)
+        with open_slide(task.slide, mpp=task.slide_mpp) as slide:
+            tissue = detect_tissue(slide, roi=roi, roi_mode=task.roi_mode)  # type: ignore[arg-type]
+            files = write_tissue_files(tissue, task.out_dir, slide.identity.slide_id)
+    except (SlideScopeError, ModelError) as error:
+        return _failed(task, str(error), start)
+    except MemoryError:
+        return _failed(task, "not enough memory to read it", start)
+    except Exception as error:  # a bug on one slide must not stop a cohort
+        return _failed(task, f"{type(error).__name__}: {error}", start)
+    status = "done" if tissue.tissue_share > 0 else "no tissue"
+    return SlideOutcome(
+        task.slide, slide_id_of(task.slide), status, seconds=time.perf_counter() - start,
+        files=[Path(p).name for p in files], finished_at=time.time(),
+    )  # fmt: skip

@@ -138,13 +138,16 @@ def export_analysis(
                 written.append(
                     pool.submit(_write_overlay, stem, layer, grid, analysis, meta, options, vrange)
                 )
-        files = _results(written)
+        # the GeoJSON and the CSV are written while the images are still being encoded
+        metadata = export_metadata(analysis, display)
+        geojson = f"{stem}.geojson"
+        written.append(
+            pool.submit(write_geojson, geojson, analysis, measurements, contour_grids, metadata)
+        )
+        scores = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
+        files = [*_results(written), scores, metadata_path(scores)]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    metadata = export_metadata(analysis, display)
-    files.append(write_geojson(f"{stem}.geojson", analysis, measurements, contour_grids, metadata))
-    scores = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
-    files += [scores, metadata_path(scores)]
     marker = done_marker(out_dir, identity.slide_id)
     record: dict[str, Any] = {
         **metadata,

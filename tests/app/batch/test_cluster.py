@@ -47,7 +47,7 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> tuple[list[Path], Path]:
+def cohort(tmp_path_factory) -> tuple[list[Path], Path, Path]:
     """Four demo slides (one drawn, copied under four names) and a model that fits them."""
     import torch
     from export_fixtures import export_conftest
@@ -65,7 +65,11 @@ def cohort(tmp_path_factory) -> tuple[list[Path], Path]:
         shutil.copyfile(drawn.path, slides[-1])
     drawn.path.unlink()
     drawn.lesions_path.unlink()
-    return slides, write_abmil_checkpoint(folder / "model.safetensors")
+    # a slide this small is too small for the tissue detector: the ROI says where to look
+    roi = folder / "whole.geojson"
+    square = [[[0, 0], [2048, 0], [2048, 2048], [0, 2048], [0, 0]]]
+    roi.write_text(json.dumps({"type": "Polygon", "coordinates": square}))
+    return slides, write_abmil_checkpoint(folder / "model.safetensors"), roi
 
 
 @pytest.fixture
@@ -120,11 +124,12 @@ def test_extract_and_export_on_a_cluster_with_a_killed_worker(
 ) -> None:
     from distributed import Client
 
-    slides, checkpoint = cohort
+    slides, checkpoint, roi = cohort
     names = [str(s) for s in slides]
+    extract_options = [*PATCH, "--roi", str(roi), "--roi-mode", "replace"]
     # the serial reference
     ref_features, ref_out = tmp_path / "ref_features", tmp_path / "ref_out"
-    assert main(["extract", *names, "--out", str(ref_features), "--workers", "0", *PATCH]) == 0
+    assert main(["extract", *names, "--out", str(ref_features), "--workers", "0", *extract_options]) == 0
     export = ["export", *names, "--checkpoint", str(checkpoint), "--kinds", "attention", "--overlay", "none", "--device", "cpu"]  # fmt: skip
     assert (
         main([*export, "--out", str(ref_out), "--features", str(ref_features), "--workers", "0"])
@@ -135,7 +140,7 @@ def test_extract_and_export_on_a_cluster_with_a_killed_worker(
         watcher.wait_for_workers(2, timeout=180)
         features = tmp_path / "features"
         run = subprocess.Popen(
-            [sys.executable, "-m", "slidescope.app.cli", "extract", *names, "--out", str(features), "--scheduler", cluster, "--json", *PATCH],
+            [sys.executable, "-m", "slidescope.app.cli", "extract", *names, "--out", str(features), "--scheduler", cluster, "--json", *extract_options],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         busy: list[str] = []
@@ -175,3 +180,4 @@ def test_extract_and_export_on_a_cluster_with_a_killed_worker(
         assert ours_csv == (ref_out / name / f"{name}.scores.csv").read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["done"] == len(SLIDES)
+    assert all(s["patches"] == 64 for s in summary["slides"])

@@ -20,6 +20,7 @@ import torch
 from slidescope.app.analysis.feature_writer import FeatureWriter, is_up_to_date
 from slidescope.app.analysis.patch_reader import PatchReader
 from slidescope.app.analysis.patches import PatchGrid, make_patch_grid
+from slidescope.app.analysis.roi import RoiError, load_roi
 from slidescope.app.analysis.tissue import TissueParams, detect_tissue
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.jobs import Job, Progress, sub_job
@@ -133,15 +134,18 @@ def extract_features(
         identity = slide.identity
         path = out_dir / f"{identity.slide_id}.h5"
         yield Progress(0, None, f"{identity.slide_id}: tissue")
-        roi = None
-        if config.roi is not None:
-            from slidescope.app.annotations.geojson import read_geojson
-
-            roi = read_geojson(config.roi)
+        # read once per process: a batch worker reuses it for every slide
+        roi = None if config.roi is None else load_roi(config.roi)
         tissue = detect_tissue(slide, config.tissue, roi=roi, roi_mode=config.roi_mode)
         grid = make_patch_grid(
             slide, tissue, config.target_mpp, config.patch_px, config.overlap_px, config.min_tissue
         )
+        if roi is not None and len(grid) == 0:
+            raise RoiError(
+                f"{roi.path}: the region of interest leaves no patch on {slide.path.name} "
+                f"(none inside it has {config.min_tissue:.0%} tissue); check that it outlines "
+                "tissue of this slide"
+            )
         device = (
             extractor_device(extractor) if extractor is not None else resolve_device(config.device)
         )
@@ -149,7 +153,9 @@ def extract_features(
             extractor = build_extractor(config, device)
         settings = _settings(config, grid, identity.fingerprint, extractor)
         if is_up_to_date(path, settings):
-            yield Progress(len(grid), len(grid), f"{identity.slide_id}: up to date")
+            yield Progress(
+                len(grid), len(grid), f"{identity.slide_id}: up to date", {"up_to_date": True}
+            )
             return path
         attrs = _attrs(grid, identity, extractor)
         coords_attrs = {"patch_size": grid.patch_size_level0, "patch_level": grid.read_level}

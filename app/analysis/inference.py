@@ -185,7 +185,7 @@ def _run_model(
     settings: _ResultSettings,
 ) -> SlideAnalysis:
     torch_device = resolve_device(device)
-    loaded = load_checkpoint(checkpoint, device=str(torch_device))
+    loaded = _loaded_checkpoint(checkpoint, str(torch_device), settings.checkpoint_hash)
     if use_teacher and loaded.teacher is None:
         raise NoTeacherError(
             f"{Path(checkpoint).name}: holds no MHIM teacher (it was trained without MHIM); "
@@ -216,6 +216,22 @@ def _run_model(
         mask_scores=hard.scores,
         **asdict(settings),
     )
+
+
+#: checkpoints already loaded by this process (a batch worker loads each one once)
+_LOADED: dict[tuple[str, int, int, str, str], Any] = {}
+
+
+def _loaded_checkpoint(checkpoint: str | Path, device: str, sha256: str) -> Any:
+    """``load_checkpoint`` once per process, keyed by path, size, mtime, content and device."""
+    path = Path(checkpoint).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, sha256, device)
+    if key not in _LOADED:
+        if len(_LOADED) >= 2:  # a batch uses one checkpoint; keep memory bounded anyway
+            _LOADED.clear()
+        _LOADED[key] = load_checkpoint(checkpoint, device=device)
+    return _LOADED[key]
 
 
 def analyze_slides(

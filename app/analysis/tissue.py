@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import draw, filters, measure, morphology
+from skimage import filters, measure, morphology
 from slidescope.app.errors import SettingsError
 from slidescope.app.slides.errors import CorruptSlideError
 from slidescope.app.slides.slide import Slide
 from slidescope.models.files import atomic_path
+
+if TYPE_CHECKING:
+    from slidescope.app.analysis.roi import RegionOfInterest
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class TissueMask:
 def detect_tissue(
     slide: Slide,
     params: TissueParams | None = None,
-    roi: dict[str, Any] | None = None,
+    roi: RegionOfInterest | dict[str, Any] | None = None,
     roi_mode: Literal["replace", "intersect"] = "intersect",
 ) -> TissueMask:
     """Compute the tissue mask of ``slide``.
@@ -108,25 +111,32 @@ def detect_tissue(
         The slide; it must know its mpp (:class:`~slidescope.app.errors.MissingMppError`).
     params : TissueParams, optional
         Thresholds and sizes; the defaults suit H&E.
-    roi : dict, optional
-        A GeoJSON FeatureCollection (or Feature, or geometry) of polygons in level-0 px.
+    roi : RegionOfInterest or dict, optional
+        A ROI read by :func:`~slidescope.app.analysis.roi.load_roi`, or a GeoJSON
+        FeatureCollection (or Feature, or geometry) of polygons in level-0 px. A ROI
+        outside the slide is a :class:`~slidescope.app.analysis.roi.RoiError`.
     roi_mode : {"replace", "intersect"}
         ``"replace"``: the ROI is the tissue; ``"intersect"``: tissue inside the ROI only.
     """
+    from slidescope.app.analysis.roi import as_roi
+
     params = params or TissueParams()
+    region = as_roi(roi)
+    if region is not None and region.polygons:
+        region.check_on(slide.dimensions, Path(str(slide.path)).name)
     mpp = float(np.mean(slide.require_mpp()))
     image, downsample = read_low_resolution(slide, params.mask_mpp / mpp)
     shape = image.shape[:2]
-    if roi is not None and roi_mode == "replace":
-        mask = rasterize_geojson(roi, shape, downsample)
+    if region is not None and roi_mode == "replace":
+        mask = region.mask(shape, downsample)
     else:
         mask = tissue_mask_from_rgb(image, params, downsample * mpp)
-        if roi is not None:
+        if region is not None:
             if roi_mode != "intersect":
                 raise SettingsError(
                     f"roi_mode must be 'replace' or 'intersect', not {roi_mode!r}"
                 )
-            mask &= rasterize_geojson(roi, shape, downsample)
+            mask &= region.mask(shape, downsample)
     return TissueMask(mask=mask, downsample=downsample, slide_size=slide.dimensions)
 
 
@@ -276,16 +286,11 @@ def rasterize_geojson(
     geojson: dict[str, Any], shape: tuple[int, int], downsample: float
 ) -> np.ndarray:
     """Burn the polygons of a GeoJSON object (level-0 px) into a mask of ``shape``."""
+    from slidescope.app.analysis.roi import rasterize_polygons
     from slidescope.app.annotations.geojson import iter_polygons
 
-    mask = np.zeros(shape, dtype=bool)
-    for rings in iter_polygons(geojson):
-        for i, ring in enumerate(rings):
-            xy = np.asarray(ring, dtype=float) / downsample - 0.5
-            rr, cc = draw.polygon(xy[:, 1], xy[:, 0], shape=shape)
-            # the exterior adds, holes remove
-            mask[rr, cc] = i == 0
-    return mask
+    # a scanline fill: linear in the vertices, not vertices x pixels
+    return rasterize_polygons(list(iter_polygons(geojson)), shape, downsample)
 
 
 def tissue_share_per_patch(

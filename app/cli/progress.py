@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from slidescope.app.jobs import Job, Progress, R, run_job
 from tqdm import tqdm
@@ -15,12 +16,17 @@ def run_with_progress(job: Job[R], desc: str, quiet: bool = False) -> R:
     re-raises ``KeyboardInterrupt`` for the CLI to exit with status 130.
     """
     bar = tqdm(desc=desc, disable=quiet or None, file=sys.stderr, dynamic_ncols=True, leave=True)
+    start = time.perf_counter()
 
     def show(step: Progress) -> None:
         if step.total is not None and bar.total != step.total:
             bar.total = step.total
         bar.n = step.done
-        bar.set_postfix_str(step.what, refresh=False)
+        what = step.what
+        if "patches" in step.metrics:  # a batch over slides: show the patch rate too
+            rate = step.metrics["patches"] / max(time.perf_counter() - start, 1e-9)
+            what = f"{rate:.0f} patches/s, {what}"
+        bar.set_postfix_str(what, refresh=False)
         bar.refresh()
 
     try:

@@ -6,29 +6,34 @@ slide whose done marker matches the checkpoint and options is skipped, so a seco
 resumes; a failing slide is recorded and the others go on. ``summary.csv`` and
 ``summary.json`` in the output folder list every slide's outcome.
 
-The cluster is a ``distributed.LocalCluster`` of a few single-threaded worker processes by
-default, or any scheduler by address (``tcp://host:8786``); ``workers=0`` runs in this
-process (tests, debugging).
+Slides run through :func:`slidescope.app.batch.runner.run_batch`: serially in a child
+process (``workers=0``), on a local Dask cluster of single-threaded worker processes, or on
+any scheduler by address (``tcp://host:8786``); a slide whose decoder crashes fails alone.
+With ``features_dir`` the export reuses the feature files there that fit the checkpoint
+(extractor and patch geometry) and extracts only the missing ones, into that folder.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slidescope.app.batch.outcomes import SlideOutcome
+from slidescope.app.batch.runner import run_batch
 from slidescope.app.errors import SettingsError, SlideScopeError
 from slidescope.app.export.slide_export import ExportOptions, done_marker, export_analysis
 from slidescope.app.jobs import Job, Progress, run_job
 from slidescope.app.slides.slide import slide_id_of
 from slidescope.app.slides.zarr_folder import is_zarr_directory as _is_zarr
 from slidescope.models.errors import ModelError
-from slidescope.models.files import write_text_atomic
+from slidescope.models.files import remove_stale_temps
+
+__all__ = ["ExportTask", "SlideListError", "SlideOutcome", "expand_slides", "export_batch"]
 
 SLIDE_SUFFIXES = (
     ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".bif", ".vms", ".vmu", ".svslide", ".dcm", ".zarr",
@@ -37,19 +42,6 @@ SLIDE_SUFFIXES = (
 
 class SlideListError(SlideScopeError):
     """The slides to export cannot be found."""
-
-
-@dataclass
-class SlideOutcome:
-    """What happened to one slide of a batch."""
-
-    slide: str
-    slide_id: str
-    status: str  # "done", "skipped", "no tissue" or "failed"
-    error: str = ""
-    seconds: float = 0.0
-    predicted_class: str | None = None
-    files: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -65,6 +57,7 @@ class ExportTask:
     mask_ratio: float | None = None
     slide_mpp: float | None = None
     use_teacher: bool = False
+    features_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.mask_ratio is not None and not 0.0 <= self.mask_ratio < 1.0:
@@ -105,6 +98,8 @@ def export_one(task: ExportTask) -> Job[SlideOutcome]:
     start = time.perf_counter()
     slide_id = slide_id_of(task.slide)
     marker = done_marker(task.out_dir, slide_id)
+    # a writer killed mid-file in an earlier run left a hidden temp file: clear it
+    remove_stale_temps(marker.parent)
     if _is_done(marker, task, file_sha256(task.checkpoint)):
         yield Progress(1, 1, f"{slide_id}: already exported")
         record = _marker(marker)
@@ -112,6 +107,8 @@ def export_one(task: ExportTask) -> Job[SlideOutcome]:
             task.slide,
             slide_id,
             "skipped",
+            patches=int(record.get("patches", 0)),
+            finished_at=marker.stat().st_mtime,
             predicted_class=record.get("predicted_class"),
             files=list(record.get("files", [])),
         )
@@ -123,6 +120,7 @@ def export_one(task: ExportTask) -> Job[SlideOutcome]:
         mask_ratio=task.mask_ratio,
         slide_mpp=task.slide_mpp,
         use_teacher=task.use_teacher,
+        features_dir=task.features_dir,
     )
     yield Progress(0, None, f"{slide_id}: heatmaps")
     with open_slide(task.slide, mpp=task.slide_mpp) as slide:
@@ -133,6 +131,8 @@ def export_one(task: ExportTask) -> Job[SlideOutcome]:
         slide_id,
         "done" if analysis.status == "ok" else analysis.status,
         seconds=time.perf_counter() - start,
+        patches=analysis.n_patches,
+        finished_at=time.time(),
         predicted_class=analysis.predicted_class,
         files=[p.name for p in files],
     )
@@ -150,6 +150,8 @@ def run_export_task(task: ExportTask) -> SlideOutcome:
         # a user error says what to do by itself; anything else is named by its type
         user_error = isinstance(error, (SlideScopeError, ModelError))
         reason = str(error) if user_error else f"{type(error).__name__}: {error}"
+        if task.slide not in reason:  # every failure line names its slide
+            reason = f"{task.slide}: {reason}"
         return SlideOutcome(
             task.slide, slide_id_of(task.slide), "failed", reason, time.perf_counter() - start
         )
@@ -159,10 +161,11 @@ def export_batch(
     tasks: Sequence[ExportTask],
     out_dir: str | Path,
     *,
-    workers: int = 2,
+    workers: int = 0,
     scheduler: str | None = None,
+    on_message: Callable[[str], None] | None = None,
 ) -> Job[list[SlideOutcome]]:
-    """Export every task's slide; progress counts slides; writes the summary last.
+    """Export every task's slide; progress counts slides; the summary is always written.
 
     Parameters
     ----------
@@ -170,79 +173,18 @@ def export_batch(
     out_dir : path
         Where ``summary.csv`` and ``summary.json`` go.
     workers : int
-        Worker processes of the local Dask cluster; 0 runs every slide in this process.
+        Worker processes of a local Dask cluster; 0 runs the slides one after another in a
+        child process (a crashing decoder takes down only its slide).
     scheduler : str, optional
-        Address of a running Dask scheduler to use instead of a local cluster.
+        Address of a running Dask scheduler to use instead.
+    on_message : callable, optional
+        Receives notes for the user (mode, dashboard address).
     """
-    total = len(tasks)
-    outcomes: list[SlideOutcome] = []
-    yield Progress(0, total, "starting")
-    if scheduler is None and workers <= 0:
-        for task in tasks:
-            outcomes.append(run_export_task(task))
-            yield Progress(len(outcomes), total, f"{outcomes[-1].slide_id}: {outcomes[-1].status}")
-    else:
-        outcomes = yield from _on_dask(tasks, workers, scheduler)
-    write_summary(out_dir, outcomes)
-    return outcomes
-
-
-def _on_dask(
-    tasks: Sequence[ExportTask], workers: int, scheduler: str | None
-) -> Job[list[SlideOutcome]]:
-    from distributed import Client, LocalCluster, as_completed
-
-    cluster = None
-    if scheduler is None:
-        # processes, one thread each: torch and the slide readers are not shared state
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-    client = Client(cluster if cluster is not None else scheduler)
-    futures = []
-    try:
-        if cluster is not None:
-            # one torch thread per worker process: the processes already share the cores
-            client.run(_single_threaded_torch)
-        futures = client.map(run_export_task, list(tasks), pure=False)
-        order = {f.key: i for i, f in enumerate(futures)}
-        results: list[SlideOutcome | None] = [None] * len(futures)
-        for done, future in enumerate(as_completed(futures), start=1):
-            outcome = future.result()
-            results[order[future.key]] = outcome
-            yield Progress(done, len(futures), f"{outcome.slide_id}: {outcome.status}")
-        return [r for r in results if r is not None]
-    finally:
-        # closing the job (cancel) drops the slides not started yet
-        client.cancel(futures)
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _single_threaded_torch() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def write_summary(out_dir: str | Path, outcomes: Sequence[SlideOutcome]) -> None:
-    """``summary.csv`` and ``summary.json``: one row per slide, atomically."""
-    out_dir = Path(out_dir)
-    rows = [asdict(o) for o in outcomes]
-    counts = {
-        s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "no tissue", "failed")
-    }
-    write_text_atomic(
-        out_dir / "summary.json", json.dumps({"counts": counts, "slides": rows}, indent=1)
-    )
-    buffer = io.StringIO()
-    columns = ["slide", "slide_id", "status", "predicted_class", "seconds", "error"]
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "seconds": f"{row['seconds']:.2f}"})
-    write_text_atomic(out_dir / "summary.csv", buffer.getvalue())
+    gpu = any(t.device != "cpu" for t in tasks)
+    return run_batch(
+        tasks, run_export_task, out_dir, workers=workers, scheduler=scheduler, gpu=gpu,
+        on_message=on_message,
+    )  # fmt: skip
 
 
 def _is_done(marker: Path, task: ExportTask, checkpoint_hash: str) -> bool:

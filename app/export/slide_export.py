@@ -9,7 +9,9 @@ slide finished, so a resumed batch skips it.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,51 +106,77 @@ def export_analysis(
     stem = folder / identity.slide_id
     display = options.display
     slide_size = (identity.width, identity.height)
-    written: list[Path] = []
+    written: list[Future[Any]] = []
     measurements: dict[str, np.ndarray] = {}
     contour_grids: dict[str, tuple[HeatmapGrid, float]] = {}
-    for kind in options.kinds:
-        binary = kind == "masked"
-        for layer, scores in kind_scores(analysis, kind).items():
-            hide = analysis.masked if kind == "hard" else None
-            grid = display_grid(analysis, scores, display, binary=binary, hide=hide)
-            vrange = (0.0, 1.0) if binary else value_range(grid.values)
-            meta = export_metadata(analysis, display, layer=layer, value_range=vrange)
-            measurements[layer] = scores
-            if not binary and display.normalisation != "raw":
-                measurements[f"{layer} ({display.normalisation})"] = _per_patch(analysis, grid)
-            threshold = 0.5 if binary else display.threshold
-            if threshold is not None:
-                contour_grids[layer] = (grid, threshold)
-            written.append(
-                write_png_overlay(
-                    f"{stem}.{layer}.png",
-                    thumbnail,
-                    grid,
-                    slide_size,
-                    meta,
-                    colormap=display.colormap,
-                    opacity=display.opacity,
-                    title=layer,
-                    vrange=vrange,
+    # PNG and overlay encoding (zlib, tifffile) release the GIL: images are encoded on
+    # threads while the next layer is computed; the pool never outlives this call
+    pool = ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), "slidescope-export")
+    try:
+        for kind in options.kinds:
+            binary = kind == "masked"
+            for layer, scores in kind_scores(analysis, kind).items():
+                hide = analysis.masked if kind == "hard" else None
+                grid = display_grid(analysis, scores, display, binary=binary, hide=hide)
+                vrange = (0.0, 1.0) if binary else value_range(grid.values)
+                meta = export_metadata(analysis, display, layer=layer, value_range=vrange)
+                measurements[layer] = scores
+                if not binary and display.normalisation != "raw":
+                    measurements[f"{layer} ({display.normalisation})"] = _per_patch(
+                        analysis, grid
+                    )
+                threshold = 0.5 if binary else display.threshold
+                if threshold is not None:
+                    contour_grids[layer] = (grid, threshold)
+                written.append(
+                    pool.submit(
+                        write_png_overlay,
+                        f"{stem}.{layer}.png",
+                        thumbnail,
+                        grid,
+                        slide_size,
+                        meta,
+                        colormap=display.colormap,
+                        opacity=display.opacity,
+                        title=layer,
+                        vrange=vrange,
+                    )
                 )
-            )
-            written.extend(_write_overlay(stem, layer, grid, analysis, meta, options, vrange))
-    metadata = export_metadata(analysis, display)
-    written.append(
-        write_geojson(f"{stem}.geojson", analysis, measurements, contour_grids, metadata)
-    )
-    scores_csv = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
-    written += [scores_csv, metadata_path(scores_csv)]
+                written.append(
+                    pool.submit(_write_overlay, stem, layer, grid, analysis, meta, options, vrange)
+                )
+        # the GeoJSON and the CSV are written while the images are still being encoded
+        metadata = export_metadata(analysis, display)
+        geojson = f"{stem}.geojson"
+        written.append(
+            pool.submit(write_geojson, geojson, analysis, measurements, contour_grids, metadata)
+        )
+        scores = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
+        files = [*_results(written), scores, metadata_path(scores)]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     marker = done_marker(out_dir, identity.slide_id)
     record: dict[str, Any] = {
         **metadata,
         "kinds": list(options.kinds),
         "overlay_format": options.overlay_format,
-        "files": [p.name for p in written],
+        "patches": analysis.n_patches,
+        "files": [p.name for p in files],
     }
     write_text_atomic(marker, json.dumps(record, indent=1))
-    return [*written, marker]
+    return [*files, marker]
+
+
+def _results(futures: Sequence[Future[Any]]) -> list[Path]:
+    """The files the writers made, in submission order (a writer's error is raised here)."""
+    files: list[Path] = []
+    for future in futures:
+        result = future.result()
+        if isinstance(result, Path):
+            files.append(result)
+        else:
+            files.extend(result)
+    return files
 
 
 def _per_patch(analysis: SlideAnalysis, grid: HeatmapGrid) -> np.ndarray:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from slidescope.app.cli.batch_options import add_batch_arguments
 from slidescope.app.cli.options import add_device, add_out, add_slide_mpp, add_slides
 
 NAME = "export"
@@ -81,16 +81,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
     add_slide_mpp(parser)
     parser.add_argument(
-        "--scheduler",
+        "--features",
+        type=Path,
         default=None,
-        metavar="ADDRESS",
-        help="a running Dask scheduler (tcp://host:8786); default: a local cluster",
+        metavar="DIR",
+        help="a folder of feature files (from `slidescope extract`): those that fit the "
+        "checkpoint's extractor and patch geometry are used, missing ones are extracted there",
     )
-    parser.add_argument("--workers", type=int, default=2, help="worker processes of the local Dask cluster; 0 = run here, one slide after another")  # fmt: skip
+    add_batch_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from slidescope.app.analysis.heatmaps import KINDS, DisplayChoices
+    from slidescope.app.cli.batch_options import note, report, resolve_workers
     from slidescope.app.cli.progress import run_with_progress
     from slidescope.app.export.batch import ExportTask, expand_slides, export_batch
     from slidescope.app.export.slide_export import ExportOptions
@@ -127,19 +130,13 @@ def run(args: argparse.Namespace) -> int:
             mask_ratio=args.mask_ratio,
             slide_mpp=args.slide_mpp,
             use_teacher=args.teacher,
+            features_dir=None if args.features is None else str(args.features),
         )
         for slide in slides
     ]
-    job = export_batch(tasks, out, workers=args.workers, scheduler=args.scheduler)
+    job = export_batch(
+        tasks, out, workers=resolve_workers(args, slides), scheduler=args.scheduler,
+        on_message=note,
+    )  # fmt: skip
     outcomes = run_with_progress(job, f"export {len(tasks)} slide(s)")
-    failed = [o for o in outcomes if o.status == "failed"]
-    counts = {
-        s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "no tissue", "failed")
-    }
-    print(
-        ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        + f"; summary in {out / 'summary.csv'}"
-    )
-    for outcome in failed:
-        print(f"failed: {outcome.error}", file=sys.stderr)
-    return 1 if failed else 0
+    return report("export", outcomes, out / "summary.csv", args.json)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from slidescope.app.cli.batch_options import add_batch_arguments
 from slidescope.app.cli.options import add_device, add_out, add_roi, add_slide_mpp, add_slides
 
 NAME = "extract"
-HELP = "Extract per-patch features of slides into <out>/<slide_id>.h5 (resumable)."
+HELP = (
+    "Extract per-patch features of slides into <out>/<slide_id>.h5 (resumable; serially, "
+    "on a local Dask cluster or on a scheduler's workers, one GPU per worker)."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_slides(parser)
+    add_slides(
+        parser, help="slide files, OME-Zarr folders, folders of slides or CSV lists (column 'slide')"
+    )
     add_out(parser, "folder of the feature files")
     parser.add_argument(
         "--extractor",
@@ -37,18 +42,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_device(parser)
     parser.add_argument("--batch-size", type=int, default=64, help="patches per forward pass")
-    parser.add_argument("--workers", type=int, default=2, help="patch reading threads")
+    parser.add_argument(
+        "--read-threads", type=int, default=2, help="patch reading threads per slide"
+    )
     add_slide_mpp(parser)
     parser.add_argument(
         "--compile", action="store_true", help="run the extractor via torch.compile"
     )
     add_roi(parser, "GeoJSON region of interest (level-0 px)")
+    add_batch_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from slidescope.app.analysis.extract import ExtractConfig, extract_many
+    from slidescope.app.analysis.extract import ExtractConfig
+    from slidescope.app.analysis.roi import load_roi
+    from slidescope.app.batch.runner import run_batch
+    from slidescope.app.batch.tasks import ExtractTask, run_extract_task, wants_gpu
+    from slidescope.app.cli.batch_options import note, report, resolve_workers
     from slidescope.app.cli.progress import run_with_progress
+    from slidescope.app.export.batch import expand_slides
 
+    if args.roi is not None:
+        load_roi(args.roi)  # a bad ROI fails once, before any slide
     config = ExtractConfig(
         extractor=args.extractor,
         weights=args.weights,
@@ -58,30 +73,19 @@ def run(args: argparse.Namespace) -> int:
         min_tissue=args.min_tissue,
         device=args.device,
         batch_size=args.batch_size,
-        workers=args.workers,
+        workers=args.read_threads,
         slide_mpp=args.slide_mpp,
         compile=args.compile,
         roi=args.roi,
         roi_mode=args.roi_mode,
     )
-    summary = run_with_progress(
-        extract_many([Path(p) for p in args.slide], args.out, config), "extract"
-    )
-    for path in summary.empty:
-        print(
-            f"slidescope extract: warning: {path}: no patch has {args.min_tissue:.0%} tissue; "
-            "the feature file is an empty bag",
-            file=sys.stderr,
-        )
-    for path in summary.written:
-        print(path)
-    for path, reason in summary.failed.items():
-        # slide errors already start with the path
-        shown = reason if reason.startswith(str(path)) else f"{path}: {reason}"
-        print(f"slidescope extract: error: {shown}", file=sys.stderr)
-    if summary.failed and len(args.slide) > 1:
-        print(
-            f"slidescope extract: {len(summary.failed)} of {len(args.slide)} slides failed",
-            file=sys.stderr,
-        )
-    return 1 if summary.failed else 0
+    slides = expand_slides(args.slide)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [ExtractTask(str(slide), str(out), config) for slide in slides]
+    job = run_batch(
+        tasks, run_extract_task, out, workers=resolve_workers(args, slides),
+        scheduler=args.scheduler, gpu=wants_gpu(config), on_message=note,
+    )  # fmt: skip
+    outcomes = run_with_progress(job, f"extract {len(tasks)} slide(s)")
+    return report("extract", outcomes, out / "summary.csv", args.json)

@@ -146,24 +146,30 @@ def test_extract_command(slide_path, glass_path, tmp_path, capsys) -> None:
     out = tmp_path / "features"
     args = ["extract", str(slide_path), str(glass_path), "--out", str(out), "--patch", "64"]
     args += ["--target-mpp", "1"]
-    assert main([*args, "--device", "cpu", "--workers", "1"]) == 0
-    captured = capsys.readouterr()
-    assert "case01.h5" in captured.out
-    assert "glass.h5" in captured.out
-    assert "warning:" in captured.err
-    assert "empty bag" in captured.err
-    assert main(["extract", str(tmp_path / "nope.tiff"), "--out", str(out)]) == 1
+    assert main([*args, "--device", "cpu", "--workers", "0", "--json"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["counts"]["done"] == 1
+    assert outcome["counts"]["no tissue"] == 1  # the glass slide: an empty bag, said so
+    assert [s["status"] for s in outcome["slides"]] == ["done", "no tissue"]
+    assert (out / "case01.h5").is_file()
+    assert (out / "glass.h5").is_file()
+    assert (out / "summary.csv").is_file()
+    # a second run finds both up to date
+    assert main([*args, "--device", "cpu", "--workers", "0"]) == 0
+    assert "2 skipped" in capsys.readouterr().out
+    assert main(["extract", str(tmp_path / "nope.tiff"), "--out", str(out), "--workers", "0"]) == 1
     assert "nope.tiff" in capsys.readouterr().err
-    assert main(["extract", str(slide_path), "--out", str(out), "--extractor", "uni"]) == 2
+    uni = ["extract", str(slide_path), "--out", str(out), "--extractor", "uni", "--workers", "0"]
+    assert main(uni) == 1
     assert "--weights" in capsys.readouterr().err
 
 
 def test_tissue_command(slide_path, tmp_path, capsys) -> None:
-    assert main(["tissue", str(slide_path), "--out", str(tmp_path)]) == 0
+    assert main(["tissue", str(slide_path), "--out", str(tmp_path), "--workers", "0"]) == 0
     assert (tmp_path / "case01.tissue.png").is_file()
     data = json.loads((tmp_path / "case01.tissue.geojson").read_text())
     assert len(data["features"]) == 2
-    assert "tissue" in capsys.readouterr().out
+    assert "1 done" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -40,7 +40,9 @@ def test_cli_exports_a_cohort_records_failures_and_resumes(tmp_path: Path, cohor
     assert done["display"]["smooth"] is True
     assert done["slide"]["mpp"] == [0.5, 0.5]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["counts"] == {"done": 1, "skipped": 0, "no tissue": 0, "failed": 1}
+    assert summary["counts"] == {
+        "done": 1, "skipped": 0, "no tissue": 0, "failed": 1, "not run": 0, "retried": 0,
+    }  # fmt: skip
     assert "broken.svs" in capsys.readouterr().err
 
     # a second run skips the finished slide, and still reports the broken one

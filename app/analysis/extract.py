@@ -22,12 +22,9 @@ from slidescope.app.analysis.patch_reader import PatchReader
 from slidescope.app.analysis.patches import PatchGrid, make_patch_grid
 from slidescope.app.analysis.roi import RoiError, load_roi
 from slidescope.app.analysis.tissue import TissueParams, detect_tissue
-from slidescope.app.errors import SlideScopeError
-from slidescope.app.jobs import Job, Progress, sub_job
+from slidescope.app.jobs import Job, Progress
 from slidescope.models.devices import resolve_device
-from slidescope.models.errors import ModelError
 from slidescope.models.extractors import FeatureExtractor, create_extractor
-from slidescope.models.features import read_feature_info
 
 
 @dataclass
@@ -75,19 +72,6 @@ class ExtractConfig:
     roi: Path | None = None
     roi_mode: Literal["replace", "intersect"] = "intersect"
     allow_random_weights: bool = False
-
-
-@dataclass
-class ExtractSummary:
-    """What a multi-slide extraction did: files written (or up to date) and failures.
-
-    ``empty`` lists the written files that hold an empty bag: slides where no patch has
-    enough tissue (a result, not an error: a blank slide is a slide without tissue).
-    """
-
-    written: list[Path] = field(default_factory=list)
-    failed: dict[Path, str] = field(default_factory=dict)
-    empty: list[Path] = field(default_factory=list)
 
 
 def build_extractor(config: ExtractConfig, device: torch.device) -> FeatureExtractor:
@@ -176,41 +160,6 @@ def extract_features(
             return writer.finish()
         finally:
             writer.close()
-
-
-def extract_many(
-    slide_paths: list[str | Path] | list[Path],
-    out_dir: str | Path,
-    config: ExtractConfig | None = None,
-) -> Job[ExtractSummary]:
-    """Extract several slides with one extractor; a failing slide is recorded, others go on.
-
-    Progress counts slides. User errors of a slide (unreadable file, missing mpp, ...) and
-    unexpected ones land in :attr:`ExtractSummary.failed` with their message.
-    """
-    config = config or ExtractConfig()
-    device = resolve_device(config.device)
-    extractor = build_extractor(config, device)
-    summary = ExtractSummary()
-    total = len(slide_paths)
-    for i, slide_path in enumerate(slide_paths):
-        slide_path = Path(slide_path)
-        prefix = f"[{i + 1}/{total}] "
-        yield Progress(i, total, prefix + slide_path.name)
-        job = extract_features(slide_path, out_dir, config, extractor)
-        try:
-            path = yield from sub_job(job, i, total, prefix, same_units=False)
-        except (SlideScopeError, ModelError, OSError, ValueError) as error:
-            summary.failed[slide_path] = str(error)
-            continue
-        except Exception as error:  # a bug on one slide must not stop a cohort
-            summary.failed[slide_path] = f"{type(error).__name__}: {error}"
-            continue
-        summary.written.append(path)
-        if read_feature_info(path).n_instances == 0:
-            summary.empty.append(path)
-    yield Progress(total, total, "done")
-    return summary
 
 
 def extractor_device(extractor: FeatureExtractor) -> torch.device:

@@ -14,6 +14,7 @@ from the :class:`~slidescope.app.analysis.slide_analysis.SlideAnalysis`:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,8 +137,9 @@ def assess_trust(features: np.ndarray | None, meta: Any, slide_mpp: float | None
     )
     distance = None
     if features is not None and len(features):
+        experience_distance: Callable[[Any, Any], tuple[float, bool, str]] | None
         try:
-            from slidescope.models.ood import experience_distance  # type: ignore[import-not-found]
+            from slidescope.models.ood import experience_distance
         except ImportError:
             experience_distance = None
         has_stats = bool(getattr(meta, "feature_stats", None))

@@ -224,7 +224,8 @@ def _geometry(geometry: Any, report: RepairReport) -> BaseGeometry | None:
 def _shape(geometry: dict[str, Any]) -> BaseGeometry:
     """A shapely geometry from a GeoJSON geometry dict, through numpy (shapely's own
     ``shape`` walks every coordinate in Python: 10x slower on QuPath-sized files)."""
-    kind, coords = geometry["type"], geometry.get("coordinates")
+    kind = geometry["type"]
+    coords: Any = geometry.get("coordinates")
     if kind == "Point":
         return shapely.points(_xy([coords])[0])
     if kind == "MultiPoint":

@@ -396,7 +396,9 @@ class AnnotationSet:
         self._redo.clear()
 
     def _apply(self, state: Mapping[str, Annotation | None]) -> None:
-        added, removed, updated = [], [], []
+        added: list[str] = []
+        removed: list[str] = []
+        updated: list[str] = []
         for i, annotation in state.items():
             present = i in self._items
             if annotation is None:

@@ -53,7 +53,9 @@ _SECONDS_PER_PATCH = 0.01
 class SlideTask(Protocol):
     """What the runner needs of a task: the slide it is about (picklable, small)."""
 
-    slide: str
+    # read-only, so frozen dataclasses satisfy it
+    @property
+    def slide(self) -> str: ...
 
 
 T = TypeVar("T", bound=SlideTask)

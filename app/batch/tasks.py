@@ -6,13 +6,11 @@ The extractor is built once per process (worker) and reused for every slide it t
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from slidescope.app.analysis.extract import (
-    EmptyBagWarning,
     ExtractConfig,
     build_extractor,
     extract_features,
@@ -63,12 +61,10 @@ def run_extract_task(task: ExtractTask) -> SlideOutcome:
     try:
         extractor = shared_extractor(task.config)
         job = extract_features(task.slide, task.out_dir, task.config, extractor)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", EmptyBagWarning)
-            for step in job:
-                up_to_date = up_to_date or bool(step.metrics.get("up_to_date"))
-                patches = step.total or patches
-        empty = any(issubclass(w.category, EmptyBagWarning) for w in caught)
+        for step in job:
+            up_to_date = up_to_date or bool(step.metrics.get("up_to_date"))
+            patches = step.total or patches
+        empty = patches == 0
     except (SlideScopeError, ModelError) as error:
         return _failed(task, str(error), start)
     except MemoryError:

@@ -9,7 +9,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from slidescope.app.batch.cluster import warm_up
 
 
-class WarmUp(WorkerPlugin):  # type: ignore[misc]
+class WarmUp(WorkerPlugin):
     """Imports torch and the slide tasks' code on every worker, including later joiners.
 
     Parameters

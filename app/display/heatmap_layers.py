@@ -197,7 +197,7 @@ class PatchIndex:
         self.grid = patch_grid(
             analysis.coords, np.arange(n, dtype=np.float64), analysis.patch_size_level0
         )
-        numbers = np.full(self.grid.values.shape, -1, dtype=np.int64)
+        numbers: np.ndarray = np.full(self.grid.values.shape, -1, dtype=np.int64)
         if n:
             rows, cols = self.grid.cell_of(analysis.coords)
             numbers[rows, cols] = np.arange(n)

@@ -151,8 +151,8 @@ def export_analysis(
         written.append(
             pool.submit(write_geojson, geojson, analysis, measurements, contour_grids, metadata)
         )
-        scores = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
-        files = [*_results(written), scores, metadata_path(scores)]
+        scores_csv = write_scores_csv(f"{stem}.scores.csv", analysis, metadata)
+        files = [*_results(written), scores_csv, metadata_path(scores_csv)]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     marker = done_marker(out_dir, identity.slide_id)

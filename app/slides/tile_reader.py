@@ -28,6 +28,8 @@ from tifffile.tifffile import jpeg_decode_colorspace
 
 # Edge tiles only (see TileReader.read): a few dozen tiles of a few levels.
 DEFAULT_CACHE_BYTES = 16 * 1024 * 1024
+# What decoding a damaged tile raises (a tuple mypy can read in an ``except``)
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (*FILE_ERRORS, MemoryError)
 
 
 class SlideFile:
@@ -223,7 +225,7 @@ class TileReader:
                         out=out if out is not None else np.empty(self._tile_shape, np.uint8),
                     )
                 )
-            except (*FILE_ERRORS, MemoryError):
+            except _DECODE_ERRORS:
                 pass  # not plain 8-bit JPEG after all: tifffile's decoder says why, below
         try:
             decoded, _, _ = self._decode(
@@ -234,7 +236,7 @@ class TileReader:
                 _fullsize=True,
             )
             tile = np.asarray(decoded).reshape(self.tile_height, self.tile_width, self.samples)
-        except (*FILE_ERRORS, MemoryError) as error:
+        except _DECODE_ERRORS as error:
             raise CorruptSlideError(
                 self.file.path,
                 f"tile {index} (row {row}, column {col}) of level {self.level} cannot be "

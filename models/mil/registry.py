@@ -67,7 +67,7 @@ def model_arguments(name: str) -> list[str]:
     ]
 
 
-def _class_of(constructor: Callable[..., MILModel], annotation: Any) -> type | None:
+def _class_of(constructor: Callable[..., MILModel], annotation: Any) -> type[Any] | None:
     if isinstance(annotation, type):
         return annotation
     if isinstance(annotation, str):

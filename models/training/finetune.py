@@ -44,7 +44,7 @@ from slidescope.models.training.recycle import GlobalRecycle
 from slidescope.models.training.steps import BagTarget, LossSettings, mhim_step, plain_step
 from slidescope.models.training.teacher import ema_update, make_teacher
 from slidescope.models.training.trainer import deterministic, resolve_device
-from torch import Tensor, nn
+from torch import Tensor
 
 
 @dataclass
@@ -182,7 +182,7 @@ def finetune_model(
     with deterministic(settings.seed):
         model = loaded.model if not added else grow_classes(loaded.model, added)
         model.to(device).train()
-        teacher: nn.Module | None = None
+        teacher: MILModel | None = None
         recycle: GlobalRecycle | None = None
         if settings.method == "mhim":
             teacher = (
@@ -227,7 +227,7 @@ def finetune_model(
             mask_generator.set_state(state["mask_generator"])
             torch.set_rng_state(state["torch_rng"])
             history = list(state["history"])
-            best = tuple(state["best"]) if state["best"] is not None else None  # type: ignore[assignment]
+            best = tuple(state["best"]) if state["best"] is not None else None
             best_state, best_epoch = state["best_state"], int(state["best_epoch"])
             stale, start_epoch = int(state["stale"]), int(state["epoch"])
         resumed_from = start_epoch

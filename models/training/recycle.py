@@ -39,6 +39,8 @@ class GlobalRecycle(nn.Module):
     H = 512), dropout 0.1, query momentum 0.9999.
     """
 
+    queries: Tensor  # (k, H) buffer, registered in __init__
+
     def __init__(
         self,
         dim: int,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from slidescope.models.errors import ModelError
-from slidescope.models.jobs import Progress
+from slidescope.models.jobs import Job, Progress
 from slidescope.models.mil.base import MILModel
 from slidescope.models.training.config import TrainingConfig
 from slidescope.models.training.data import TrainingSet
@@ -29,7 +28,6 @@ from slidescope.models.training.predict import predict_logits, softmax, survival
 from slidescope.models.training.recycle import GlobalRecycle
 from slidescope.models.training.steps import BagTarget, LossSettings, mhim_step, plain_step
 from slidescope.models.training.teacher import ema_update
-from torch import nn
 
 
 class TrainingDivergedError(ModelError):
@@ -47,7 +45,7 @@ class Run:
     class_names: list[str]
     survival_edges: list[float] | None
     model: MILModel
-    teacher: nn.Module | None
+    teacher: MILModel | None
     recycle: GlobalRecycle | None
     optimiser: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -105,7 +103,7 @@ def _bag_loss(run: Run, row: int) -> torch.Tensor:
     return plain_step(run.model, x, target, run.settings)[0]
 
 
-def run_epoch(run: Run) -> Iterator[Progress]:
+def run_epoch(run: Run) -> Job[float]:
     """Train one pass over the training bags; returns the mean training loss."""
     epoch, losses = run.epoch + 1, []
     for row in _epoch_order(run):

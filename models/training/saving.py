@@ -64,7 +64,7 @@ def save_trained(
     meta = training_meta(config, model, reference, class_names, metrics, threshold, survival_edges)
     meta.training.update(extra or {})
     meta.feature_stats = dict(feature_stats or {})
-    return save_checkpoint(config.out, model, meta, teacher=teacher)  # type: ignore[arg-type]
+    return save_checkpoint(config.out, model, meta, teacher=teacher)
 
 
 def load_teacher_init(path: Path, model: MILModel) -> None:

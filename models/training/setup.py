@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from slidescope.models.checkpoints import load_into, read_meta
 from slidescope.models.features import FeatureMoments
-from slidescope.models.jobs import Progress
+from slidescope.models.jobs import Job, Progress
 from slidescope.models.mil.base import MILModel
 from slidescope.models.mil.registry import create_model
 from slidescope.models.ood import feature_stats
@@ -33,6 +33,8 @@ from slidescope.models.training.resume import run_fingerprint
 from slidescope.models.training.run import Run
 from slidescope.models.training.steps import LossSettings
 from slidescope.models.training.teacher import make_teacher, momentum_schedule
+
+R = TypeVar("R")
 
 
 def teacher_path(out: Path) -> Path:
@@ -50,7 +52,9 @@ def fingerprint(config: TrainingConfig, training_set: TrainingSet) -> str:
     )
 
 
-def _targets(training_set: TrainingSet, config: TrainingConfig):  # type: ignore[no-untyped-def]
+def _targets(
+    training_set: TrainingSet, config: TrainingConfig
+) -> tuple[np.ndarray, list[str], list[float] | None]:
     table = training_set.table
     if table.task == "survival":
         targets, edges = survival_targets(training_set, config.survival_bins)
@@ -60,7 +64,9 @@ def _targets(training_set: TrainingSet, config: TrainingConfig):  # type: ignore
     return table.targets, list(table.class_names), None
 
 
-def _statistics(training_set: TrainingSet, total: int) -> Iterator[Progress]:
+def _statistics(
+    training_set: TrainingSet, total: int
+) -> Job[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
     """Input standardisation and the feature statistics of the training slides."""
     moments, means = FeatureMoments(), []
     rows = training_set.train_rows
@@ -73,7 +79,7 @@ def _statistics(training_set: TrainingSet, total: int) -> Iterator[Progress]:
     return mean, std, feature_stats(mean, np.square(std), np.stack(means))
 
 
-def _plain_teacher(config: TrainingConfig, training_set: TrainingSet) -> Iterator[Progress]:
+def _plain_teacher(config: TrainingConfig, training_set: TrainingSet) -> Job[Path]:
     """Train (or reuse) the plain model the teacher starts from; returns its path."""
     from slidescope.models.training.trainer import fit
 
@@ -93,15 +99,13 @@ def _plain_teacher(config: TrainingConfig, training_set: TrainingSet) -> Iterato
     return result.path
 
 
-def _prefixed(job: Iterator[Progress], prefix: str) -> Iterator[Progress]:
-    result = None
+def _prefixed(job: Job[R], prefix: str) -> Job[R]:
     try:
         while True:
             p = next(job)
             yield Progress(p.done, p.total, f"{prefix}: {p.what}", p.metrics)
     except StopIteration as stop:
-        result = stop.value
-    return result
+        return stop.value
 
 
 def _init_student(model: MILModel, plain: MILModel, how: str) -> None:
@@ -118,7 +122,7 @@ def _init_student(model: MILModel, plain: MILModel, how: str) -> None:
 
 def _teacher(
     config: TrainingConfig, training_set: TrainingSet, model: MILModel, kwargs: dict
-) -> Iterator[Progress]:
+) -> Job[tuple[MILModel | None, Path | None]]:
     """The MHIM teacher (None for plain runs) and the plain model's path, if any."""
     if config.method != "mhim":
         return None, None
@@ -135,7 +139,7 @@ def _teacher(
 
 def set_up(
     config: TrainingConfig, training_set: TrainingSet, device: torch.device
-) -> Iterator[Progress]:
+) -> Job[tuple[Run, Path | None]]:
     """Everything a run needs before its first epoch; returns ``(Run, teacher path)``."""
     targets, class_names, edges = _targets(training_set, config)
     mean, std, stats = yield from _statistics(

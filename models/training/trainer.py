@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from slidescope.models.devices import resolve_device
-from slidescope.models.jobs import Progress
+from slidescope.models.jobs import Job, Progress
 from slidescope.models.training.config import TrainingConfig, TrainingConfigError
 from slidescope.models.training.data import TrainingSet, load_training_set
 from slidescope.models.training.metrics import youden_threshold
@@ -44,7 +44,7 @@ from slidescope.models.training.run import (
 from slidescope.models.training.saving import save_trained
 from slidescope.models.training.setup import set_up
 
-TrainingJob = Iterator[Progress]
+TrainingJob = Job["TrainingResult"]
 __all__ = [
     "TrainingDivergedError",
     "TrainingJob",

@@ -185,7 +185,14 @@ def _record_explicit(parser: argparse.ArgumentParser) -> None:
             continue
         base = type(action)
 
-        def call(self, parser, namespace, values, option_string=None, _base=base):  # type: ignore[no-untyped-def]
+        def call(
+            self: argparse.Action,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: Any,
+            option_string: str | None = None,
+            _base: type[argparse.Action] = base,
+        ) -> None:
             explicit = set(getattr(namespace, "_explicit", None) or ())
             namespace._explicit = explicit | {self.dest}
             _base.__call__(self, parser, namespace, values, option_string)

@@ -10,7 +10,6 @@ import pytest
 from slidescope.app.analysis.extract import (
     ExtractConfig,
     extract_features,
-    extract_many,
 )
 from slidescope.app.analysis.feature_writer import partial_path
 from slidescope.app.cli import main
@@ -113,9 +112,6 @@ def test_a_slide_without_tissue_is_an_empty_bag(glass_path, tmp_path) -> None:
     steps = []
     path = run_job(extract_features(glass_path, tmp_path, CONFIG), on_progress=steps.append)
     assert "no patch has 50% tissue" in steps[-1].what
-    summary = run_job(extract_many([glass_path], tmp_path / "many", CONFIG))
-    assert summary.empty == summary.written
-    assert len(summary.empty) == 1
     with h5py.File(path, "r") as f:
         assert f["features"].shape == (0, 74)
         assert f["coords"].shape == (0, 2)
@@ -132,14 +128,6 @@ def test_a_slide_without_mpp_needs_slide_mpp(tmp_path) -> None:
     with h5py.File(out, "r") as f:
         assert list(f.attrs["slide_mpp"]) == [0.5, 0.5]
         assert f.attrs["patch_size_level0"] == 64
-
-
-def test_many_slides_go_on_after_a_failure(slide_path, tmp_path) -> None:
-    missing = tmp_path / "missing.svs"
-    summary = run_job(extract_many([missing, slide_path], tmp_path / "out", CONFIG))
-    assert summary.written == [tmp_path / "out" / "case01.h5"]
-    assert list(summary.failed) == [missing]
-    assert "no such file" in summary.failed[missing]
 
 
 def test_extract_command(slide_path, glass_path, tmp_path, capsys) -> None:

@@ -23,8 +23,8 @@ from slidescope.app.analysis.patches import PatchGrid, make_patch_grid
 from slidescope.app.analysis.roi import RoiError, load_roi
 from slidescope.app.analysis.tissue import TissueParams, detect_tissue
 from slidescope.app.jobs import Job, Progress
-from slidescope.models.devices import resolve_device
-from slidescope.models.extractors import FeatureExtractor, create_extractor
+from slidescope.models.devices import check_device_name, resolve_device
+from slidescope.models.extractors import FeatureExtractor, create_extractor, list_extractors
 
 
 @dataclass
@@ -72,6 +72,13 @@ class ExtractConfig:
     roi: Path | None = None
     roi_mode: Literal["replace", "intersect"] = "intersect"
     allow_random_weights: bool = False
+
+    def __post_init__(self) -> None:
+        # names are checked where the run is set up, before any slide (a cohort with a
+        # typo fails once, in one line, not once per slide)
+        check_device_name(self.device)
+        if not self.extractor.startswith("timm:") and self.extractor not in list_extractors():
+            create_extractor(self.extractor)  # raises the registry's error naming the known ones
 
 
 def build_extractor(config: ExtractConfig, device: torch.device) -> FeatureExtractor:

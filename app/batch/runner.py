@@ -132,7 +132,6 @@ def run_batch(
     try:
         yield Progress(0, len(tasks), "starting", {"patches": 0})
         if scheduler is None and workers <= 0:
-            say("running the slides one after another in a child process")
             runs = _in_child_process(tasks, run_task, max_tries, warm_modules)
         else:
             runs = _on_dask(tasks, run_task, workers, scheduler, gpu, max_tries, say, warm_modules)

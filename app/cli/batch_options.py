@@ -77,7 +77,13 @@ def report(command: str, outcomes: Sequence[Any], summary: Path, as_json: bool) 
         print(json.dumps(document, indent=1))
     else:
         print(f"{describe_counts(counts)}; summary in {summary}")
+    # one line per failed slide, as every command's errors (the slide's path leads)
     for outcome in outcomes:
         if outcome.status == "failed":
-            print(f"slidescope {command}: failed: {outcome.error}", file=sys.stderr)
+            print(f"slidescope {command}: error: {outcome.error}", file=sys.stderr)
+    if counts["failed"] and len(outcomes) > 1:
+        print(
+            f"slidescope {command}: {counts['failed']} of {len(outcomes)} slides failed",
+            file=sys.stderr,
+        )
     return 1 if counts["failed"] or counts["not run"] else 0

@@ -16,7 +16,7 @@ from typing import Any
 
 from slidescope.models.devices import check_device_name
 from slidescope.models.errors import ModelError
-from slidescope.models.mil.registry import UnknownModelError, list_models
+from slidescope.models.mil.registry import model_arguments
 
 METHODS = ("plain", "mhim")
 TASKS = ("classification", "survival")
@@ -301,10 +301,7 @@ class TrainingConfig:
 
         Runs when the config is made (and again by jobs that receive one).
         """
-        if self.model not in list_models():
-            raise UnknownModelError(
-                f"unknown MIL model {self.model!r}; choose from {', '.join(list_models())}"
-            )
+        model_arguments(self.model)  # an unknown name: the registry's error lists the known ones
         check_device_name(self.device)
         if self.method not in METHODS:
             raise TrainingConfigError(f"method must be one of {METHODS}, got {self.method!r}")

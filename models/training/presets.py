@@ -142,6 +142,10 @@ def apply_preset(config: TrainingConfig, name: str, explicit: set[str]) -> Train
             mhim[key[5:]] = value
         else:
             top[key] = value
+    if "min_epochs" in top:
+        # a preset's selection floor never exceeds the epochs the run has (--epochs 7 with
+        # the journal presets' 70: every epoch may be selected)
+        top["min_epochs"] = min(top["min_epochs"], top.get("epochs", config.epochs))
     return dataclasses.replace(config, mhim=dataclasses.replace(config.mhim, **mhim), **top)
 
 

@@ -266,5 +266,5 @@ def test_model_arguments_are_checked_before_building(kwargs, match) -> None:
 
     with pytest.raises(ModelSettingError, match=match):
         create_model("abmil", 16, 2, **kwargs)
-    with pytest.raises(ModelSettingError, match="known models: abmil"):
+    with pytest.raises(ModelSettingError, match="known MIL models: abmil"):
         create_model("resnet", 16, 2)

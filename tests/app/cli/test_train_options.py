@@ -37,7 +37,7 @@ def test_help_lists_presets_and_models(capsys) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--model", "resnet"], "unknown MIL model 'resnet'; known models: abmil"),
+        (["--model", "resnet"], "unknown MIL model 'resnet'; known MIL models: abmil"),
         (["--model-arg", "hidden_dim=0"], "hidden_dim must be a whole number"),
         (["--model-arg", "hidden_dim=1e7"], "65,536"),
         (["--model-arg", "hiden_dim=8"], "its arguments are: hidden_dim"),

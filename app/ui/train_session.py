@@ -24,10 +24,12 @@ from slidescope.app.annotations.annotation_io import read_annotations
 from slidescope.app.annotations.model import Annotation
 from slidescope.app.annotations.store import AnnotationStore
 from slidescope.app.display.heatmap_layers import heatmap_layers
+from slidescope.app.display.slide_layer import METADATA_KEY as SLIDE_METADATA_KEY
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.training.finetune import FinetuneOutcome, FinetuneRequest, TrainingSlide
 from slidescope.app.training.finetune import finetune as finetune_job
 from slidescope.app.training.review_queue import ReviewCursor, review_queue
+from slidescope.app.ui.heatmap_view import napari_colormap
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.train_dock import SlideRow, TrainDock
 from slidescope.models.training.finetune_settings import FinetuneSettings
@@ -201,6 +203,10 @@ class TrainSession:
         dx = (x1 - x0) * (1 + GAP)
         slide_kwargs = dict(shown.data.kwargs)
         slide_kwargs["name"] = "after: slide"
+        # a picture of the slide beside it, not a slide for the session to adopt
+        slide_kwargs["metadata"] = {
+            k: v for k, v in slide_kwargs.get("metadata", {}).items() if k != SLIDE_METADATA_KEY
+        }
         slide_kwargs["translate"] = _shifted(slide_kwargs.get("translate"), dx)
         self.comparison.append(self.viewer.add_image(shown.data.levels, **slide_kwargs))
         display = self.analysis.dock.display()
@@ -211,7 +217,13 @@ class TrainSession:
                 kwargs = dict(heat.kwargs)
                 kwargs["name"] = f"after: {heat.name} ({Path(analysis.checkpoint_path).stem})"
                 kwargs["translate"] = _shifted(kwargs.get("translate"), dx)
-                self.comparison.append(self.viewer.add_image(heat.rgba, **kwargs))
+                layer = self.viewer.add_image(
+                    heat.data,
+                    colormap=napari_colormap(heat.colors, heat.colormap_name),
+                    contrast_limits=heat.contrast_limits,
+                    **kwargs,
+                )
+                self.comparison.append(layer)
         self.viewer.reset_view()
         self.viewer.layers.selection.active = shown.layer
         self.dock.set_comparing(True)
@@ -300,8 +312,8 @@ class TrainSession:
             )  # fmt: skip
         else:
             self.review_layer.data = [rectangle]
-        self.viewer.camera.center = ((wy0 + wy1) / 2, (wx0 + wx1) / 2)
-        self.viewer.camera.zoom = self.viewer.camera.zoom  # keep the zoom the user chose
+        # centred on the patch, at the zoom the user chose
+        self.viewer.scene.camera.center = ((wy0 + wy1) / 2, (wx0 + wx1) / 2)
         self.viewer.layers.selection.active = shown.layer
         position = f"{self.cursor.position + 1}/{len(self.cursor.items)}"
         self.dock.review_status.setText(f"{position}: {item.reason} ({item.uncertainty:.2f})")

@@ -53,7 +53,7 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
 
     # one kind at a time by default: another kind replaces attention
     window.analysis_dock.kind_boxes["hard"].setChecked(True)
-    assert [layer.name for layer in window.viewer.layers][1:] == ["hard_attention"]
+    assert [layer.name for layer in window.viewer.layers][1:] == ["hard_attention", "Annotations"]
     assert window.legend_title() == "Hard-instance attention"
     # every kind with "overlay several", then one class only; the predicted one is chosen
     window.analysis_dock.several.setChecked(True)

@@ -25,7 +25,7 @@ def test_demo_shows_heatmaps_then_reuses_them(
         qtbot.waitUntil(lambda w=window: w.analysis.analysis is not None, timeout=180_000)
         qtbot.waitUntil(lambda w=window: not w.session.busy, timeout=60_000)
         names = [layer.name for layer in window.viewer.layers]
-        assert names == ["demo-slide-s0-4096x4096", "attention", "hard_attention"]
+        assert names == ["demo-slide-s0-4096x4096", "attention", "hard_attention", "Annotations"]
         assert window.prediction.bars
         window.session.shutdown()
         del window

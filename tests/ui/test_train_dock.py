@@ -86,7 +86,9 @@ def test_train_dock_fine_tunes_and_shows_before_and_after(
     seconds = train.marks["compared"] - train.marks["trained"]
     print(f"\ntraining finished -> new heatmaps on screen: {seconds:.2f} s")
     qtbot.wait(500)
-    save_shot(win.viewer.screenshot(canvas_only=False, flash=False), "train-dock-before-after")
+    save_shot(
+        win.viewer.screenshot(canvas_only=False, flash=False), "train-dock-before-after", tmp_path
+    )
     # the review queue steps through the new analysis' uncertain patches
     train.find_review()
     assert train.cursor.current is not None

@@ -86,10 +86,11 @@ class AnnotationsDock(QWidget):
             button = QPushButton(text)
             button.setCheckable(True)
             button.setToolTip(tip)
+            button.setMinimumWidth(56)  # may be narrower than its text's width in a thin column
             button.clicked.connect(lambda _=False, k=key: self.tool_chosen.emit(k))
             self._tools.addButton(button)
             self.tool_buttons[key] = button
-            grid.addWidget(button, i // 5, i % 5)
+            grid.addWidget(button, i // 3, i % 3)  # three a row: the column is ~270 px
         self.tool_buttons["pan"].setChecked(True)
         layout.addLayout(grid)
 
@@ -104,24 +105,28 @@ class AnnotationsDock(QWidget):
         brush.addStretch(1)
         layout.addLayout(brush)
 
-        layout.addWidget(QLabel("Classes (keys 1-9 set the class of the selection)"))
+        classes_label = QLabel("Classes (keys 1-9 set the class of the selection)")
+        classes_label.setWordWrap(True)
+        layout.addWidget(classes_label)
         self.class_grid = QGridLayout()
         layout.addLayout(self.class_grid)
         self.class_buttons: dict[str, QPushButton] = {}
         self.class_checks: dict[str, QCheckBox] = {}
         self._class_group = QButtonGroup(self)
 
-        actions = QHBoxLayout()
-        for text, signal in (
-            ("Lock", lambda: self.lock_requested.emit(True)),
-            ("Unlock", lambda: self.lock_requested.emit(False)),
-            ("Delete", self.delete_requested.emit),
-            ("Undo", self.undo_requested.emit),
-            ("Redo", self.redo_requested.emit),
+        actions = QGridLayout()
+        for i, (text, signal) in enumerate(
+            (
+                ("Lock", lambda: self.lock_requested.emit(True)),
+                ("Unlock", lambda: self.lock_requested.emit(False)),
+                ("Delete", self.delete_requested.emit),
+                ("Undo", self.undo_requested.emit),
+                ("Redo", self.redo_requested.emit),
+            )
         ):
             button = QPushButton(text)
             button.clicked.connect(signal)
-            actions.addWidget(button)
+            actions.addWidget(button, i // 3, i % 3)
         layout.addLayout(actions)
 
         self.table = QTableWidget(0, len(COLUMNS))
@@ -166,14 +171,19 @@ class AnnotationsDock(QWidget):
             button.setStyleSheet("text-align: left")
             button.clicked.connect(lambda _=False, n=path_class.name: self.class_chosen.emit(n))
             self._class_group.addButton(button)
-            check = QCheckBox("show")
+            check = QCheckBox()
+            check.setToolTip(f"Show the {path_class.name} annotations")
             check.setChecked(path_class.name not in hidden)
             check.toggled.connect(lambda on, n=path_class.name: self.class_visibility.emit(n, on))
-            swatch = QPushButton("colour")
+            swatch = QPushButton("…")
+            swatch.setFixedWidth(28)
+            swatch.setToolTip(f"Choose the colour of {path_class.name}")
             swatch.clicked.connect(lambda _=False, c=path_class: self._pick_color(c))
-            self.class_grid.addWidget(button, i // 2, (i % 2) * 3)
-            self.class_grid.addWidget(check, i // 2, (i % 2) * 3 + 1)
-            self.class_grid.addWidget(swatch, i // 2, (i % 2) * 3 + 2)
+            # one class a row: button, visibility, colour (the column is ~270 px wide)
+            self.class_grid.addWidget(button, i, 0)
+            self.class_grid.addWidget(check, i, 1)
+            self.class_grid.addWidget(swatch, i, 2)
+            self.class_grid.setColumnStretch(0, 1)
             self.class_buttons[path_class.name] = button
             self.class_checks[path_class.name] = check
 

@@ -49,6 +49,10 @@ class SlideList(QWidget):
         self.title.setWordWrap(True)
         self.list = QListWidget()
         self.list.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
+        # long slide names wrap in the narrow column instead of hiding behind a scroll bar
+        self.list.setWordWrap(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.itemActivated.connect(self._activated)
         self.list.itemDoubleClicked.connect(self._activated)
         add = QPushButton("Add slides...")

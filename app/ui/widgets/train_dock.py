@@ -90,10 +90,13 @@ class TrainDock(QWidget):
         self.keep_button.clicked.connect(self.keep_requested)
         self.discard_button = QPushButton("Discard new")
         self.discard_button.clicked.connect(self.discard_requested)
-        row = QHBoxLayout(box)
-        row.addWidget(self.model_picker, 1)
+        # two rows: the column is about 270 px wide
+        inner = QVBoxLayout(box)
+        inner.addWidget(self.model_picker)
+        row = QHBoxLayout()
         row.addWidget(self.keep_button)
         row.addWidget(self.discard_button)
+        inner.addLayout(row)
         return box
 
     def _slides_box(self) -> QGroupBox:
@@ -111,6 +114,7 @@ class TrainDock(QWidget):
     def _settings_box(self) -> QGroupBox:
         box = QGroupBox("Fine-tuning")
         form = QFormLayout(box)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # labels above in a thin column
         self.method = QComboBox()
         self.method.addItems(["plain", "mhim", "aem"])
         self.epochs = QSpinBox()
@@ -161,7 +165,7 @@ class TrainDock(QWidget):
         box = QGroupBox("Where to annotate next")
         self.find_button = QPushButton("Find")
         self.find_button.clicked.connect(self.review_find)
-        self.previous_button = QPushButton("◀ Previous (P)")
+        self.previous_button = QPushButton("◀ Prev (P)")
         self.previous_button.clicked.connect(self.review_previous)
         self.next_button = QPushButton("Next (N) ▶")
         self.next_button.clicked.connect(self.review_next)
@@ -174,8 +178,9 @@ class TrainDock(QWidget):
         self.review_status = QLabel("")
         self.review_status.setWordWrap(True)
         inner = QVBoxLayout(box)
+        inner.addWidget(self.find_button)
         steps = QHBoxLayout()
-        for widget in (self.find_button, self.previous_button, self.next_button):
+        for widget in (self.previous_button, self.next_button):
             steps.addWidget(widget)
         labelling = QHBoxLayout()
         labelling.addWidget(self.review_class, 1)

@@ -27,6 +27,18 @@ set -e
 echo "   $out (exit $code)"
 [ "$code" -eq 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ]
 
+echo "== the window: the demo on a virtual screen (the GUI half of the bundle)"
+if command -v xvfb-run >/dev/null; then
+  start=$(date +%s)
+  "${clean[@]}" QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
+    "$bundle/slidescope/slidescope" demo --out "$tmp/demo" --screenshot "$tmp/demo.png" >/dev/null
+  [ -s "$tmp/demo.png" ]
+  echo "   window with the demo's heatmaps saved in $(( $(date +%s) - start )) s"
+else
+  echo "   xvfb-run not installed (apt-get install xvfb)"
+  exit 1
+fi
+
 echo "== install.sh into a private prefix, and the launcher entry"
 "${clean[@]}" PREFIX="$tmp/prefix" "$bundle/install.sh"
 desktop="$tmp/prefix/share/applications/slidescope.desktop"

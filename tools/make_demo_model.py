@@ -51,6 +51,10 @@ TRAIN_ARGS = (
     "40",
     "--patience",
     "0",
+    # four validation slides tie on AUC from the first epochs on: without a floor the
+    # kept epoch is an early, barely trained one
+    "--min-epochs",
+    "30",
     "--lr",
     "5e-4",
     "--seed",

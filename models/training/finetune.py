@@ -38,7 +38,12 @@ from slidescope.models.training.finetune_settings import (
 )
 from slidescope.models.training.finetune_state import fingerprint, load_state, save_state
 from slidescope.models.training.instance_loss import instance_class_weights, instance_loss
-from slidescope.models.training.metrics import balanced_accuracy, roc_auc, youden_threshold
+from slidescope.models.training.metrics import (
+    MIN_PER_CLASS,
+    balanced_accuracy,
+    roc_auc,
+    youden_threshold,
+)
 from slidescope.models.training.predict import predict_logits, softmax
 from slidescope.models.training.recycle import GlobalRecycle
 from slidescope.models.training.steps import BagTarget, LossSettings, mhim_step, plain_step
@@ -317,7 +322,7 @@ def finetune_model(
         threshold = None
         if len(class_names) == 2:
             # the base's rule: positive class at index 1 ("normal" for the demo model)
-            threshold = youden_threshold(labels[rows] == 1, probs[:, 1])
+            threshold = youden_threshold(labels[rows] == 1, probs[:, 1], min_per_class=MIN_PER_CLASS)
         metrics = dict(history[best_epoch - 1] if best_epoch else history[-1])
         metrics.update(
             best_epoch=float(best_epoch or len(history)), epochs_run=float(len(history))

@@ -75,8 +75,16 @@ def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.nda
     return fpr, tpr, np.r_[np.inf, thresholds]
 
 
-def youden_threshold(y_true: np.ndarray, score: np.ndarray, neutral: float = 0.5) -> float:
-    """The score threshold that maximises Youden's J = TPR - FPR (``neutral`` when undefined).
+#: fewer validation slides than this in a class, and Youden's threshold is noise (four
+#: slides put it anywhere in a gap): the neutral point stands
+MIN_PER_CLASS = 5
+
+
+def youden_threshold(
+    y_true: np.ndarray, score: np.ndarray, neutral: float = 0.5, min_per_class: int = 1
+) -> float:
+    """The score threshold that maximises Youden's J = TPR - FPR (``neutral`` when undefined,
+    or when a class has fewer than ``min_per_class`` validation slides).
 
     Chosen on validation data. Every threshold in a gap between two neighbouring
     validation scores gives the same J, so the gap is chosen first: the maximal-J gap
@@ -87,7 +95,7 @@ def youden_threshold(y_true: np.ndarray, score: np.ndarray, neutral: float = 0.5
     scores are not sent across it by rounding.
     """
     y = np.asarray(y_true).astype(bool)
-    if y.all() or (~y).all():
+    if min(int(y.sum()), int((~y).sum())) < max(min_per_class, 1):
         return neutral
     fpr, tpr, thresholds = roc_curve(y, score)
     j = tpr[1:] - fpr[1:]

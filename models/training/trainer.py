@@ -30,7 +30,7 @@ from slidescope.models.devices import resolve_device
 from slidescope.models.jobs import Job, Progress
 from slidescope.models.training.config import TrainingConfig, TrainingConfigError
 from slidescope.models.training.data import TrainingSet, load_training_set
-from slidescope.models.training.metrics import youden_threshold
+from slidescope.models.training.metrics import MIN_PER_CLASS, youden_threshold
 from slidescope.models.training.predict import predict_logits, softmax
 from slidescope.models.training.resume import clear_state, load_state, save_state
 from slidescope.models.training.run import (
@@ -226,7 +226,9 @@ def finish(run: Run) -> TrainingResult:
     logits = predict_logits(run.model, run.training_set.bags, val_rows, run.device)
     threshold = None
     if table.task == "classification" and len(run.class_names) == 2:
-        threshold = youden_threshold(run.targets[val_rows] == 1, softmax(logits)[:, 1])
+        threshold = youden_threshold(
+            run.targets[val_rows] == 1, softmax(logits)[:, 1], min_per_class=MIN_PER_CLASS
+        )
         if threshold is not None and not math.isfinite(threshold):
             raise TrainingDivergedError(f"{config.out}: the decision threshold is not finite")
     metrics = {

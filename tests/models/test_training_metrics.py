@@ -119,3 +119,12 @@ def test_youden_threshold_prefers_the_neutral_point_of_an_optimal_gap() -> None:
     y = np.array([0, 1, 0, 1, 1, 0, 1])
     score = np.array([0.1, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])
     assert youden_threshold(y, score) == 0.5
+
+
+
+def test_youden_threshold_needs_enough_slides_of_each_class() -> None:
+    # two slides of a class put the cut anywhere in a gap: the neutral point stands
+    y = np.array([1, 0, 0, 1])
+    score = np.array([0.999, 0.995, 0.2, 0.1])
+    assert youden_threshold(y, score) == pytest.approx(0.997)
+    assert youden_threshold(y, score, min_per_class=5) == 0.5

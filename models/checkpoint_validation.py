@@ -62,7 +62,7 @@ def validate_meta(meta: CheckpointMeta, source: str) -> None:
     Raises
     ------
     InvalidThresholdError
-        The threshold is present but not a finite number.
+        The threshold is present but not a finite number in [0, 1].
     InvalidArchitectureError
         ``in_dim``, ``n_classes`` or a size argument (``*_dim``, ``n_*``) is not an integer
         in range ([1, 65536]; classes [1, 4096]), or a numeric argument is not finite, or
@@ -72,10 +72,11 @@ def validate_meta(meta: CheckpointMeta, source: str) -> None:
         isinstance(meta.threshold, bool)
         or not isinstance(meta.threshold, (int, float))
         or not math.isfinite(meta.threshold)
+        or not 0.0 <= meta.threshold <= 1.0
     ):
         raise InvalidThresholdError(
-            f"{source}: its decision threshold is {meta.threshold!r}, not a finite number; "
-            "every slide would get the same call. Re-save the model with a threshold chosen "
+            f"{source}: its decision threshold is {meta.threshold!r}, not a probability in "
+            "[0, 1]; every slide would get the same call. Re-save the model with a threshold chosen "
             "on validation data, or none"
         )
     problems = []
@@ -85,6 +86,12 @@ def validate_meta(meta: CheckpointMeta, source: str) -> None:
     ):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
             problems.append(f"{name}={value!r} (expected an integer in [1, {high}])")
+    names = list(meta.class_names or [])
+    if names and isinstance(meta.n_classes, int) and len(names) != meta.n_classes:
+        problems.append(
+            f"{len(names)} class names ({', '.join(map(str, names))}) for "
+            f"n_classes={meta.n_classes}"
+        )
     if not isinstance(meta.arch_kwargs, dict):
         problems.append(f"arch_kwargs={meta.arch_kwargs!r} (expected a mapping)")
     else:

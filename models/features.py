@@ -231,7 +231,7 @@ def find_feature_files(
 def check_feature_set(infos: Sequence[FeatureFileInfo]) -> FeatureFileInfo:
     """Check that files can be trained on together and return the first as the reference.
 
-    Every file must be complete and share the extractor and feature dimension.
+    Every file must be complete, hold patches and share the extractor and feature dimension.
 
     Raises
     ------
@@ -245,6 +245,13 @@ def check_feature_set(infos: Sequence[FeatureFileInfo]) -> FeatureFileInfo:
         raise FeatureFileError(
             "these feature files are incomplete (extraction was interrupted or is still "
             f"running): {', '.join(incomplete[:10])}; finish or re-run the extraction"
+        )
+    empty = [str(info.path) for info in infos if info.n_instances == 0]
+    if empty:
+        # a bag without instances has no prediction (a slide without tissue)
+        raise FeatureFileError(
+            f"feature files without patches: {', '.join(empty[:10])}; remove these slides "
+            "from the labels"
         )
     extractors = sorted({str(info.extractor) for info in infos})
     dims = sorted({info.feature_dim for info in infos})

@@ -344,6 +344,15 @@ class DisplayChoices:
             raise SettingsError(f"opacity must lie in [0, 1], got {self.opacity}")
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise SettingsError(f"threshold must be a number, got {self.threshold}")
+        if (
+            self.threshold is not None
+            and self.normalisation != "raw"
+            and not 0.0 <= self.threshold <= 1.0
+        ):
+            raise SettingsError(
+                f"threshold must lie in [0, 1] with {self.normalisation} normalisation (the "
+                f"displayed scores run from 0 to 1), got {self.threshold}"
+            )
         if not self.sigma_cells > 0:
             raise SettingsError(f"smoothing sigma must be > 0 cells, got {self.sigma_cells}")
         import matplotlib

@@ -41,6 +41,13 @@ def check_model_arguments(name: str, kwargs: dict[str, Any]) -> None:
     """
     _MODELS.get(name)
     valid = model_arguments(name)
+    for key, value in kwargs.items():
+        if "dropout" in key and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0.0 <= value < 1.0
+        ):
+            raise ModelSettingError(f"{name}: {key} must be a rate in [0, 1), got {value!r}")
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
         raise ModelSettingError(

@@ -71,14 +71,7 @@ def load_labelled_bags(config: TrainingConfig) -> TrainingSet:
         )
         table = table.subset([i for i, s in enumerate(table.slide_ids) if s in found])
     paths = [found[s] for s in table.slide_ids]
-    infos = [read_feature_info(p) for p in paths]
-    empty = [info.slide_id for info in infos if info.n_instances == 0]
-    if empty:
-        raise FeatureFileError(
-            f"{config.features}: feature files without patches: {', '.join(empty[:10])}; "
-            "remove them from the labels"
-        )
-    reference = check_feature_set(infos)
+    reference = check_feature_set([read_feature_info(p) for p in paths])
     bags = FeatureBags(paths, cache_bytes=config.cache_bytes)
     none = np.zeros(0, np.int64)
     return TrainingSet(table, paths, reference, bags, none, none)

@@ -207,6 +207,7 @@ def save_roc_png(
     probs = np.asarray(probs)
     y = np.asarray(y_true)
     curves = [1] if probs.shape[1] == 2 else list(range(probs.shape[1]))
+    drawn = 0
     for c in curves:
         positives = y == c
         if positives.all() or not positives.any():
@@ -214,12 +215,14 @@ def save_roc_png(
         fpr, tpr, _ = roc_curve(positives, probs[:, c])
         auc = binary_auc(positives, probs[:, c])
         axes.plot(fpr, tpr, label=f"{class_names[c]} (AUC {auc:.3f})")
+        drawn += 1
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
     axes.set_xlabel("False positive rate")
     axes.set_ylabel("True positive rate")
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.01)
-    axes.legend(loc="lower right")
+    if drawn:  # a test set of one class has no curve to name
+        axes.legend(loc="lower right")
     axes.set_title("ROC")
     with atomic_path(path) as temp:
         figure.savefig(temp, format="png")

@@ -22,12 +22,17 @@ def slide_files() -> SlideFiles:
 
 
 @pytest.fixture(autouse=True)
-def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Recent files and the demo cache go to a temporary folder, never the user's home."""
+def _private_user_dirs(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    """User folders are temporary, never the user's home. Settings and user data (the
+    annotations of slides outside a project) are each test's own: the test slides share
+    their pixels, so one test's drawings would show on the next one's slide. The cache
+    (demo slides, analysis results) is shared by the session."""
     base = tmp_path_factory.getbasetemp()
-    monkeypatch.setenv("SLIDESCOPE_CONFIG", str(base / "config"))
+    monkeypatch.setenv("SLIDESCOPE_CONFIG", str(tmp_path / "user-config"))
     monkeypatch.setenv("SLIDESCOPE_CACHE", str(base / "cache"))
-    monkeypatch.setenv("SLIDESCOPE_DATA", str(base / "data"))
+    monkeypatch.setenv("SLIDESCOPE_DATA", str(tmp_path / "user-data"))
 
 
 @pytest.fixture(scope="session")

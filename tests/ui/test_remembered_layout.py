@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
+import pytest
 from slidescope.app.settings import load_settings, settings_path
 from slidescope.app.ui.main_window import SlideScopeWindow
+
+
+@pytest.fixture(autouse=True)
+def _windows_gone(qtbot):
+    """These tests make their own viewers (as the app does): gone before the next test,
+    whose napari fixture counts the viewers left alive."""
+    yield
+    qtbot.wait(50)  # the viewers' deleteLater
+    gc.collect()
 
 
 def test_a_made_window_saves_and_restores_its_layout(qtbot, tmp_path, monkeypatch) -> None:

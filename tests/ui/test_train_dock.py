@@ -85,6 +85,7 @@ def test_train_dock_fine_tunes_and_shows_before_and_after(
     assert any(n.startswith("after: attention") for n in names)
     seconds = train.marks["compared"] - train.marks["trained"]
     print(f"\ntraining finished -> new heatmaps on screen: {seconds:.2f} s")
+    win.docks["train"].raise_()  # the picture shows the curves beside before/after
     qtbot.wait(500)
     save_shot(
         win.viewer.screenshot(canvas_only=False, flash=False), "train-dock-before-after", tmp_path

@@ -47,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_with_progress(job, "evaluate", args.quiet)
     for key, value in result.metrics.items():
         if isinstance(value, dict) and "value" in value:
+            if value["value"] is None or value["value"] != value["value"]:  # None or NaN
+                print(f"{key}: undefined (the test slides do not hold every class)")
+                continue
             print(
                 f"{key}: {value['value']:.4f} "
                 f"(95% CI {value['ci_low']:.4f}-{value['ci_high']:.4f})"

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from slidescope.app.cli.progress import run_with_progress
     from slidescope.app.export.batch import ExportTask, expand_slides, export_batch
     from slidescope.app.export.slide_export import ExportOptions
-    from slidescope.models.checkpoints import read_meta
+    from slidescope.models.checkpoints import load_checkpoint
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     if kinds == ("all",):
@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         ),
         overlay_format=args.overlay,
     )
-    read_meta(args.checkpoint)  # a wrong checkpoint fails once, before any slide
+    # a wrong checkpoint (metadata, weights, shapes) fails once, before any slide
+    load_checkpoint(args.checkpoint, device="cpu")
     slides = expand_slides(args.slide)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

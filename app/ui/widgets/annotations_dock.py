@@ -39,7 +39,7 @@ TOOLS = (
     ("brush", "Brush", "Paint area into the annotation under the brush"),
     ("eraser", "Eraser", "Erase area from annotations"),
 )
-COLUMNS = ("Class", "Area", "Perimeter µm", "Name")
+COLUMNS = ("Class", "Area", "Perimeter", "Name")
 
 
 def color_icon(color: tuple[int, int, int], size: int = 12) -> QIcon:
@@ -204,7 +204,7 @@ class AnnotationsDock(QWidget):
         self.table.setRowCount(len(rows))
         self.row_ids = [r[0] for r in rows]
         for row, (_id, name, area_text, _area, perimeter, label) in enumerate(rows):
-            for col, text in enumerate((name, area_text, f"{perimeter:,.1f}", label)):
+            for col, text in enumerate((name, area_text, f"{perimeter:,.0f} µm", label)):
                 item = self.table.item(row, col)
                 if item is None:
                     item = QTableWidgetItem()

@@ -44,7 +44,8 @@ def test_demo_model_on_unseen_slides(tmp_path: Path) -> None:
     from slidescope.app.analysis.inference import analyze_slide
     from slidescope.app.demo.generate import lesions_path_for
     from slidescope.app.jobs import run_job
-    from test_demo_model import lesion_patches, roc_auc
+    from slidescope.models.training.metrics import binary_auc as roc_auc
+    from test_demo_model import lesion_patches
 
     folder = Path(os.environ.get("SLIDESCOPE_DEMO_SLIDES", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from qtpy.QtCore import Qt
 LEFT_WIDTH = 230
 RIGHT_WIDTH = 270
 #: the heights of the first dock of each column (the others share the rest)
-FIRST_HEIGHTS = {"left": 0.55, "right": 0.28}
+FIRST_HEIGHTS = {"left": 0.55, "right": 0.31}
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class DockSpec:
         The key of a dock to share tabs with (it stays the raised one).
     plugin_widget : str or None
         The ``display_name`` of the same dock among the plugin's widgets, if it is one.
+    scroll : bool
+        Put the widget in a vertical scroll area: a tall dock (annotation tools, training)
+        must not claim the column's height from the dock stacked above it.
     """
 
     key: str
@@ -53,6 +56,7 @@ class DockSpec:
     visible: bool = True
     tabify: str | None = None
     plugin_widget: str | None = None
+    scroll: bool = False
 
 
 DOCKS: list[DockSpec] = [
@@ -69,8 +73,9 @@ DOCKS: list[DockSpec] = [
         lambda w: w.annotations_dock,
         tabify="analysis",
         plugin_widget="Annotations",
+        scroll=True,
     ),
-    DockSpec("train", "Train", "right", lambda w: w.train_dock, tabify="analysis"),
+    DockSpec("train", "Train", "right", lambda w: w.train_dock, tabify="analysis", scroll=True),
 ]
 
 
@@ -79,6 +84,8 @@ def add_docks(window: Any, specs: list[DockSpec] | None = None) -> dict[str, Any
     docks: dict[str, Any] = {}
     for spec in specs if specs is not None else DOCKS:
         widget = spec.widget(window)
+        if spec.scroll:
+            widget = _scrolled(widget)
         dock = window.viewer.window.add_dock_widget(
             widget,
             name=spec.title,
@@ -118,6 +125,17 @@ def size_columns(window: Any, docks: dict[str, Any], specs: list[DockSpec] | Non
             window.qt_window.resizeDocks(
                 shown[:2], [first, max(height - first, 100)], Qt.Orientation.Vertical
             )
+
+
+def _scrolled(widget: Any) -> Any:
+    from qtpy.QtWidgets import QFrame, QScrollArea
+
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(widget)
+    return area
 
 
 def _tabbed_behind(window: Any, dock: Any) -> bool:

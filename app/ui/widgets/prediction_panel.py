@@ -70,6 +70,13 @@ class PredictionPanel(QWidget):
     def show_trust(self, headline: str, notes: tuple[str, ...] = ()) -> None:
         """The trust flag: ``headline`` in red when the slide is outside the model's experience."""
         text = headline[:1].upper() + headline[1:] if headline else ""
-        self.trust.setText(("⚠ " + text) if text else "")
-        self.trust.setToolTip("\n".join(notes))
+        # the dock is short: the first reason here, every reason in the tooltip (and whole
+        # on the canvas)
+        title, _, reasons = text.partition(": ")
+        first, *more = reasons.split("; ") if reasons else [""]
+        shown = f"{title}: {first}" if first else title
+        if more:
+            shown += f" (+{len(more)} more: hover)"
+        self.trust.setText(("⚠ " + shown) if text else "")
+        self.trust.setToolTip("\n".join([*(reasons.split("; ") if reasons else []), *notes]))
         self.trust.setVisible(bool(text))

@@ -6,6 +6,6 @@ See :mod:`slidescope.models.jobs` for the protocol: a job is a generator that yi
 
 from __future__ import annotations
 
-from slidescope.models.jobs import Job, JobCancelled, Progress, R, run_job, sub_job
+from slidescope.models.jobs import Job, Progress, R, run_job, sub_job
 
-__all__ = ["Job", "JobCancelled", "Progress", "R", "run_job", "sub_job"]
+__all__ = ["Job", "Progress", "R", "run_job", "sub_job"]

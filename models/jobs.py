@@ -60,20 +60,7 @@ Job = Generator[Progress, None, R]
 """A long task: yields :class:`Progress`, returns its result."""
 
 
-class JobCancelled(Exception):
-    """Raised by :func:`run_job` when ``should_stop`` asks it to stop.
-
-    Faces that cannot close the generator from where the stop is asked (a batch task
-    watching a flag set elsewhere) pass ``should_stop``; the job's cleanup has run when
-    this is raised.
-    """
-
-
-def run_job(
-    job: Job[R],
-    on_progress: Callable[[Progress], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> R:
+def run_job(job: Job[R], on_progress: Callable[[Progress], None] | None = None) -> R:
     """Drive a job to its end and return its result.
 
     Parameters
@@ -81,10 +68,8 @@ def run_job(
     job : Job
         The generator to run.
     on_progress : callable, optional
-        Called with every :class:`Progress` the job yields.
-    should_stop : callable, optional
-        Asked after every step; when it returns True the job is closed (its cleanup
-        runs) and :class:`JobCancelled` is raised.
+        Called with every :class:`Progress` the job yields. To cancel a job, close the
+        generator (``job.close()``): its cleanup runs where it stands.
 
     Returns
     -------
@@ -95,9 +80,6 @@ def run_job(
             progress = next(job)
             if on_progress is not None:
                 on_progress(progress)
-            if should_stop is not None and should_stop():
-                job.close()
-                raise JobCancelled("cancelled")
     except StopIteration as stop:
         return stop.value
 

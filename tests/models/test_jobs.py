@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-from slidescope.models.jobs import JobCancelled, Progress, run_job, sub_job
+from slidescope.models.jobs import Progress, run_job, sub_job
 
 
 def counting(n: int, cleaned: list[str], metrics: bool = False):
@@ -20,15 +19,6 @@ def test_run_job_returns_the_result_and_reports_every_step() -> None:
     cleaned: list[str] = []
     assert run_job(counting(3, cleaned), on_progress=steps.append) == "result"
     assert [s.done for s in steps] == [1, 2, 3]
-    assert cleaned == ["closed"]
-
-
-def test_should_stop_closes_the_job_and_raises() -> None:
-    cleaned: list[str] = []
-    steps: list[Progress] = []
-    with pytest.raises(JobCancelled):
-        run_job(counting(10, cleaned), steps.append, should_stop=lambda: len(steps) == 2)
-    assert len(steps) == 2
     assert cleaned == ["closed"]
 
 

@@ -24,7 +24,7 @@ from slidescope.app.analysis.roi import RoiError, load_roi
 from slidescope.app.analysis.tissue import TissueParams, detect_tissue
 from slidescope.app.jobs import Job, Progress
 from slidescope.models.devices import check_device_name, resolve_device
-from slidescope.models.extractors import FeatureExtractor, create_extractor, list_extractors
+from slidescope.models.extractors import FeatureExtractor, check_extractor, create_extractor
 
 
 @dataclass
@@ -77,8 +77,7 @@ class ExtractConfig:
         # names are checked where the run is set up, before any slide (a cohort with a
         # typo fails once, in one line, not once per slide)
         check_device_name(self.device)
-        if not self.extractor.startswith("timm:") and self.extractor not in list_extractors():
-            create_extractor(self.extractor)  # raises the registry's error naming the known ones
+        check_extractor(self.extractor)
 
 
 def build_extractor(config: ExtractConfig, device: torch.device) -> FeatureExtractor:

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from slidescope.app.errors import SlideScopeError
+from slidescope.app.slides.slide import slide_id_of
+from slidescope.models.errors import ModelError
 from slidescope.models.files import write_text_atomic
 
 #: every status a slide can end a batch with
@@ -58,6 +61,23 @@ class SlideOutcome:
     @property
     def retried(self) -> bool:
         return self.attempts > 1
+
+
+def failed_outcome(slide: str, error: Exception, seconds: float) -> SlideOutcome:
+    """The ``failed`` outcome of a slide whose task raised ``error``.
+
+    A user error says what to do by itself; running out of memory is said plainly; anything
+    else is named by its type. Every reason names its slide.
+    """
+    if isinstance(error, (SlideScopeError, ModelError)):
+        reason = str(error)
+    elif isinstance(error, MemoryError):
+        reason = "not enough memory to read it"
+    else:
+        reason = f"{type(error).__name__}: {error}"
+    if slide not in reason:
+        reason = f"{slide}: {reason}"
+    return SlideOutcome(slide, slide_id_of(slide), "failed", reason, seconds)
 
 
 def count_outcomes(outcomes: Sequence[SlideOutcome]) -> dict[str, int]:

@@ -16,10 +16,8 @@ from slidescope.app.analysis.extract import (
     extract_features,
     resolve_device,
 )
-from slidescope.app.batch.outcomes import SlideOutcome
-from slidescope.app.errors import SlideScopeError
+from slidescope.app.batch.outcomes import SlideOutcome, failed_outcome
 from slidescope.app.slides.slide import slide_id_of
-from slidescope.models.errors import ModelError
 from slidescope.models.files import remove_stale_temps
 
 _EXTRACTORS: dict[tuple[Any, ...], Any] = {}
@@ -65,26 +63,14 @@ def run_extract_task(task: ExtractTask) -> SlideOutcome:
             up_to_date = up_to_date or bool(step.metrics.get("up_to_date"))
             patches = step.total or patches
         empty = patches == 0
-    except (SlideScopeError, ModelError) as error:
-        return _failed(task, str(error), start)
-    except MemoryError:
-        return _failed(task, "not enough memory to read it", start)
     except Exception as error:  # a bug on one slide must not stop a cohort
-        return _failed(task, f"{type(error).__name__}: {error}", start)
+        return failed_outcome(task.slide, error, time.perf_counter() - start)
     status = "skipped" if up_to_date else ("no tissue" if empty else "done")
     made = Path(task.out_dir) / f"{slide_id}.h5"
     return SlideOutcome(
         task.slide, slide_id, status, seconds=time.perf_counter() - start, patches=patches,
         files=[made.name], finished_at=made.stat().st_mtime if made.exists() else time.time(),
     )  # fmt: skip
-
-
-def _failed(task: ExtractTask | TissueTask, reason: str, start: float) -> SlideOutcome:
-    # slide errors already start with the path; others get it, so every line names its slide
-    shown = reason if task.slide in reason else f"{task.slide}: {reason}"
-    return SlideOutcome(
-        task.slide, slide_id_of(task.slide), "failed", shown, time.perf_counter() - start
-    )
 
 
 @dataclass(frozen=True)
@@ -111,12 +97,8 @@ def run_tissue_task(task: TissueTask) -> SlideOutcome:
         with open_slide(task.slide, mpp=task.slide_mpp) as slide:
             tissue = detect_tissue(slide, roi=roi, roi_mode=task.roi_mode)  # type: ignore[arg-type]
             files = write_tissue_files(tissue, task.out_dir, slide.identity.slide_id)
-    except (SlideScopeError, ModelError) as error:
-        return _failed(task, str(error), start)
-    except MemoryError:
-        return _failed(task, "not enough memory to read it", start)
     except Exception as error:  # a bug on one slide must not stop a cohort
-        return _failed(task, f"{type(error).__name__}: {error}", start)
+        return failed_outcome(task.slide, error, time.perf_counter() - start)
     status = "done" if tissue.tissue_share > 0 else "no tissue"
     return SlideOutcome(
         task.slide, slide_id_of(task.slide), status, seconds=time.perf_counter() - start,

@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slidescope.app.batch.outcomes import SlideOutcome
+from slidescope.app.batch.outcomes import SlideOutcome, failed_outcome
 from slidescope.app.batch.runner import run_batch
 from slidescope.app.errors import SettingsError, SlideScopeError
 from slidescope.app.export.slide_export import ExportOptions, done_marker, export_analysis
 from slidescope.app.jobs import Job, Progress, run_job
 from slidescope.app.slides.slide import slide_id_of
 from slidescope.app.slides.zarr_folder import is_zarr_directory as _is_zarr
-from slidescope.models.errors import ModelError
 from slidescope.models.files import remove_stale_temps
 
 __all__ = ["ExportTask", "SlideListError", "SlideOutcome", "expand_slides", "export_batch"]
@@ -147,14 +146,7 @@ def run_export_task(task: ExportTask) -> SlideOutcome:
     try:
         return run_job(export_one(task))
     except Exception as error:  # recorded per slide, the batch goes on
-        # a user error says what to do by itself; anything else is named by its type
-        user_error = isinstance(error, (SlideScopeError, ModelError))
-        reason = str(error) if user_error else f"{type(error).__name__}: {error}"
-        if task.slide not in reason:  # every failure line names its slide
-            reason = f"{task.slide}: {reason}"
-        return SlideOutcome(
-            task.slide, slide_id_of(task.slide), "failed", reason, time.perf_counter() - start
-        )
+        return failed_outcome(task.slide, error, time.perf_counter() - start)
 
 
 def export_batch(

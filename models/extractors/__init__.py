@@ -13,6 +13,7 @@ from slidescope.models.extractors.base import (
     FeatureExtractor,
 )
 from slidescope.models.extractors.registry import (
+    check_extractor,
     create_extractor,
     list_extractors,
     register_extractor,
@@ -23,6 +24,7 @@ __all__ = [
     "ExtractorSpec",
     "ExtractorWeightsError",
     "FeatureExtractor",
+    "check_extractor",
     "create_extractor",
     "list_extractors",
     "register_extractor",

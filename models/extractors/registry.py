@@ -35,6 +35,12 @@ def list_extractors(pattern: str = "*") -> list[str]:
     return _EXTRACTORS.names(pattern)
 
 
+def check_extractor(name: str) -> None:
+    """Raise the registry's error (naming the known extractors) for an unknown ``name``."""
+    if not name.startswith("timm:"):
+        _EXTRACTORS.get(name)
+
+
 def create_extractor(
     name: str,
     weights: str | Path | None = None,

@@ -41,6 +41,7 @@ from slidescope.models.mil.abmil import instance_embedding
 from slidescope.models.mil.base import (
     MILModel,
     MILOutput,
+    check_size,
     join_tokens,
     real_attention,
     require_instances,
@@ -87,9 +88,8 @@ class ConceptPresenceMIL(MILModel):
         super().__init__(in_dim, n_classes, hidden_dim)
         if n_classes < 2:
             raise ValueError(f"concept_presence needs at least two classes, got {n_classes}")
-        for name, value in (("n_concepts", n_concepts), ("n_terms", n_terms)):
-            if not 1 <= int(value) <= 4096:
-                raise ValueError(f"concept_presence: {name} must be in [1, 4096], got {value}")
+        check_size("n_concepts", n_concepts)
+        check_size("n_terms", n_terms)
         self.n_concepts, self.n_terms = int(n_concepts), int(n_terms)
         self.embedding = instance_embedding(in_dim, hidden_dim, dropout, act)
         self.concepts = nn.Linear(hidden_dim, self.n_concepts)

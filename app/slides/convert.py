@@ -9,6 +9,13 @@ How it stays correct when stopped at any point:
 - every chunk is encoded here and written to a temporary sibling, then renamed, so a
   chunk file that exists is whole; a second run only writes the chunks that do not exist.
 
+How it stays small: a lossy source (JPEG, JPEG 2000, ...) gives a lossy pyramid unless
+asked otherwise (``--lossless``): a lossless copy of JPEG pixels is 5 to 8 times the
+source's size. Where a level's source tiles are JPEG and the chunk is their size (the
+default chunk), the tiles are stored as they are, without decoding or re-encoding
+(:mod:`slidescope.app.slides.chunk_codec` says how readers decode them), so that level
+costs the source's bytes and no pixel changes.
+
 How it is fast: chunks are computed, encoded and written by a few worker threads
 (decoding, Blosc and file I/O release the GIL), each reading its own window of the source
 through the backend's fast road (:mod:`slidescope.app.slides.pyramid_chunks`), with the
@@ -35,7 +42,9 @@ from typing import Any
 from slidescope.app.jobs import Job, Progress
 from slidescope.app.slides.chunk_codec import (
     COMPRESSIONS,
-    DEFAULT_COMPRESSION,
+    LOSSLESS,
+    LOSSY,
+    ChunkCodec,
     chunk_codec,
 )
 from slidescope.app.slides.errors import SlideError
@@ -44,6 +53,9 @@ from slidescope.app.slides.pyramid_chunks import ChunkWriter, PyramidLevel, writ
 from slidescope.app.slides.slide import Slide, slide_id_of
 
 DEFAULT_CHUNK = 512
+# The chunk layout's version, checked on resume: 2 is one (3, chunk, chunk) chunk per file
+# for every compression (1 stored JPEG chunks one channel each).
+LAYOUT = 2
 
 
 class ConversionError(SlideError):
@@ -53,8 +65,8 @@ class ConversionError(SlideError):
 def convert_to_omezarr(
     slide_or_path: Slide | str | Path,
     out: str | Path,
-    compression: str = DEFAULT_COMPRESSION,
-    chunk: int = DEFAULT_CHUNK,
+    compression: str | None = None,
+    chunk: int | None = None,
     threads: int | None = None,
 ) -> Job[Path]:
     """Write ``slide_or_path`` as an OME-Zarr pyramid at ``out``; resumes an unfinished one.
@@ -66,18 +78,22 @@ def convert_to_omezarr(
     out : path
         The ``.zarr`` directory to write. An unfinished conversion of the same slide
         with the same settings there is finished; a finished one is left as it is.
-    compression : {"zstd", "zstd-delta", "lz4", "jpeg", "none"}
-        ``zstd`` (default): lossless Blosc-Zstd, which every NGFF reader decodes.
+    compression : {"jpeg", "zstd", "zstd-delta", "lz4", "none"}, optional
+        Default: ``jpeg`` for a lossy source, ``zstd`` for a lossless one.
+        ``jpeg``: lossy; where the source's tiles are JPEG and the chunk is their size
+        (the default chunk), they are stored as they are, and only the levels the source
+        lacks are encoded (quality 90). Readers need imagecodecs' JPEG codec, which
+        SlideScope registers for every numcodecs user through an entry point
+        (napari-ome-zarr and ome-zarr-py open it where SlideScope is installed; elsewhere
+        call ``imagecodecs.numcodecs.register_codecs()``).
+        ``zstd``: lossless Blosc-Zstd, which every NGFF reader decodes (``--lossless``).
         ``zstd-delta``: lossless, about a quarter smaller on H&E, a little slower to
         read; readers need numcodecs' ``Delta`` filter (zarr-python, napari-ome-zarr).
-        ``lz4``: lossless, faster, larger. ``jpeg``: lossy (quality 90), a fraction of
-        the size; readers need imagecodecs' JPEG codec, which SlideScope registers for
-        every numcodecs user through an entry point (napari-ome-zarr and ome-zarr-py open
-        it where SlideScope is installed; elsewhere call
-        ``imagecodecs.numcodecs.register_codecs()``).
+        ``lz4``: lossless, faster, larger. ``none``: uncompressed.
         See :mod:`slidescope.app.slides.chunk_codec` for measured sizes.
-    chunk : int
-        Chunk width and height in pixels.
+    chunk : int, optional
+        Chunk width and height in pixels. Default: the source's tile size where its JPEG
+        tiles are stored as they are (``jpeg``), else 512.
     threads : int, optional
         Worker threads that compute and write chunks (default: 2 to 4, as the machine
         has cores). Pass 1 where the caller already runs one job per core (a Dask worker).
@@ -95,11 +111,11 @@ def convert_to_omezarr(
     from slidescope.app.slides import open_slide
 
     out = Path(out)
-    if compression not in COMPRESSIONS:
+    if compression is not None and compression not in COMPRESSIONS:
         raise ConversionError(
             out, f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}"
         )
-    if not 64 <= chunk <= 8192:
+    if chunk is not None and not 64 <= chunk <= 8192:
         raise ConversionError(out, f"chunk must be between 64 and 8192 px, got {chunk}")
     if threads is not None and threads < 1:
         raise ConversionError(out, f"threads must be at least 1, got {threads}")
@@ -107,6 +123,7 @@ def convert_to_omezarr(
     slide = open_slide(slide_or_path) if owned else slide_or_path
     assert isinstance(slide, Slide)
     try:
+        compression, chunk = conversion_layout(slide, compression, chunk)
         yield from _convert(slide, out, compression, chunk, threads or _threads())
     finally:
         if owned:
@@ -114,30 +131,72 @@ def convert_to_omezarr(
     return out
 
 
+def conversion_layout(
+    slide: Slide, compression: str | None = None, chunk: int | None = None
+) -> tuple[str, int]:
+    """The compression and chunk size a conversion of ``slide`` uses, defaults resolved.
+
+    Compression: ``jpeg`` for a lossy source, ``zstd`` for a lossless one. Chunk: for
+    ``jpeg``, the size of the source's level-0 JPEG tiles (square, 64 to 8192 px), so that
+    they are stored as they are; else :data:`DEFAULT_CHUNK`.
+    """
+    if compression is None:
+        compression = LOSSY if slide.lossy else LOSSLESS
+    if chunk is None:
+        chunk = DEFAULT_CHUNK
+        stored = slide._stored_tiles(0) if compression == "jpeg" else None
+        if stored is not None and 64 <= stored.jpeg_tiles().tile <= 8192:
+            chunk = int(stored.jpeg_tiles().tile)
+    return compression, chunk
+
+
+def _level_codecs(
+    slide: Slide, levels: list[PyramidLevel], compression: str, chunk: int
+) -> tuple[list[ChunkCodec], list[Any]]:
+    """Each level's codec, and the source reader whose JPEG tiles are its chunks (or None)."""
+    plain = chunk_codec(compression, chunk)
+    codecs, stored = [], []
+    for level in levels:
+        reader = None
+        if compression == "jpeg" and level.source_level is not None:
+            reader = slide._stored_tiles(level.source_level)
+        if reader is not None and reader.jpeg_tiles().tile == chunk:
+            codecs.append(chunk_codec(compression, chunk, reader.jpeg_tiles()))
+            stored.append(reader)
+        else:
+            codecs.append(plain)
+            stored.append(None)
+    return codecs, stored
+
+
 def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int) -> Job[None]:
     levels = _plan(slide, chunk)
     identity = slide.identity.to_dict()
-    settings = {"compression": compression, "chunk": chunk, "ngff_version": NGFF_VERSION}
+    settings = {
+        "compression": compression,
+        "chunk": chunk,
+        "ngff_version": NGFF_VERSION,
+        "layout": LAYOUT,
+    }
     group = _open_or_create(out, identity, settings)
     if group.attrs.get("slidescope", {}).get("complete"):
         yield Progress(1, 1, "already converted")
         return
-    codec = chunk_codec(compression, chunk)
-    for index, level in enumerate(levels):
+    codecs, stored = _level_codecs(slide, levels, compression, chunk)
+    for index, (level, codec) in enumerate(zip(levels, codecs)):
         if str(index) not in group:
             group.create_array(
                 str(index),
                 shape=(3, level.height, level.width),
-                chunks=(codec.channels_per_chunk, chunk, chunk),
+                chunks=(3, chunk, chunk),
                 dtype="uint8",
                 compressors=codec.compressor,
                 filters=list(codec.filters) or None,
                 fill_value=255,
                 chunk_key_encoding={"name": "v2", "separator": "/"},
             )
-    writer = ChunkWriter(slide, out, levels, codec)
-    per_chunk = 3 // codec.channels_per_chunk
-    total = sum(per_chunk * _ceil(lv.height, chunk) * _ceil(lv.width, chunk) for lv in levels)
+    writer = ChunkWriter(slide, out, levels, codecs, stored)
+    total = sum(_ceil(lv.height, chunk) * _ceil(lv.width, chunk) for lv in levels)
     done = 0
     # Decoding, reordering, encoding and writing a chunk release the GIL (imagecodecs,
     # Blosc, file I/O), so a few threads share the work; at most ``2 * threads`` chunks
@@ -150,13 +209,11 @@ def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int
             _remove_partials(folder)
             in_flight: deque[tuple[Future[int], str]] = deque()
             for row in range(_ceil(level.height, chunk)):
-                missing = _missing_chunks(folder, row, _ceil(level.width, chunk), per_chunk)
-                done += per_chunk * _ceil(level.width, chunk) - sum(
-                    len(c) for c in missing.values()
-                )
+                missing = _missing_chunks(folder, row, _ceil(level.width, chunk))
+                done += _ceil(level.width, chunk) - len(missing)
                 what = f"level {index}, row {row + 1}"
-                for col, channels in missing.items():
-                    in_flight.append((pool.submit(writer.write, index, row, col, channels), what))
+                for col in missing:
+                    in_flight.append((pool.submit(writer.write, index, row, col), what))
                     while len(in_flight) >= 2 * threads:
                         future, about = in_flight.popleft()
                         done += future.result()
@@ -182,22 +239,15 @@ def _threads() -> int:
     return max(2, min(4, os.cpu_count() or 1))
 
 
-def _missing_chunks(folder: Path, row: int, cols: int, per_chunk: int) -> dict[int, list[int]]:
-    """Channel chunks of chunk-row ``row`` not on disk yet: ``{column: [channel chunk, ...]}``.
+def _missing_chunks(folder: Path, row: int, cols: int) -> list[int]:
+    """Columns of chunk-row ``row`` not on disk yet.
 
-    One directory listing per channel chunk and row, not one ``stat`` per chunk.
+    One directory listing per row, not one ``stat`` per chunk.
     """
-    present = []
-    for c in range(per_chunk):
-        row_folder = folder / str(c) / str(row)
-        row_folder.mkdir(parents=True, exist_ok=True)
-        present.append({n for n in os.listdir(row_folder) if not n.startswith(".")})
-    missing: dict[int, list[int]] = {}
-    for col in range(cols):
-        channels = [c for c in range(per_chunk) if str(col) not in present[c]]
-        if channels:
-            missing[col] = channels
-    return missing
+    row_folder = folder / "0" / str(row)
+    row_folder.mkdir(parents=True, exist_ok=True)
+    present = {n for n in os.listdir(row_folder) if not n.startswith(".")}
+    return [col for col in range(cols) if str(col) not in present]
 
 
 def _plan(slide: Slide, chunk: int) -> list[PyramidLevel]:

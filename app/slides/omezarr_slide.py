@@ -9,12 +9,14 @@ unfinished conversion and is refused as such.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
+from slidescope.app.slides.chunk_files import chunk_file_reader
 from slidescope.app.slides.errors import (
     CorruptSlideError,
     IncompleteConversionError,
@@ -29,6 +31,8 @@ from slidescope.app.slides.tile_cache import TileCache
 from slidescope.app.slides.tile_reader import DEFAULT_CACHE_BYTES, ChunkReader
 
 # Microns in one NGFF (UDUNITS-2) space unit.
+# codec names (numcodecs / imagecodecs ids) that lose detail: a level compressed with one is lossy
+LOSSY_CODEC_NAMES = ("jpeg", "webp", "avif", "jpegxr", "jpeg2k", "jpegxl")
 _MICRONS_PER_UNIT = {
     "nanometer": 1e-3,
     "micrometer": 1.0,
@@ -84,7 +88,7 @@ class OmeZarrSlide(Slide):
                     raise UnsupportedCompressionError(
                         self.path,
                         f"level {index} is compressed with a codec nobody here can decode "
-                        f"({error}); convert it again with --compression zstd",
+                        f"({error}); convert it again with --lossless",
                     ) from error
                 raise CorruptSlideError(
                     self.path, f"level {index} cannot be read ({error})"
@@ -105,8 +109,18 @@ class OmeZarrSlide(Slide):
             chunk = _yx_chunks(view.array, self._axes)
             # Chunks too big to cache (an unchunked level) are read window by window.
             small = chunk[0] * chunk[1] * 3 <= cache.max_bytes // 8
-            self._readers.append(ChunkReader(view, chunk, index, cache) if small else None)
+            # the layout `slidescope convert` writes is read from its chunk files directly
+            files = chunk_file_reader(view.array, self._axes, self.path, index, cache)
+            if files is not None and small:
+                self._readers.append(files)
+            else:
+                self._readers.append(ChunkReader(view, chunk, index, cache) if small else None)
         self._level_arrays = [SlideLevel(v, self.path, i) for i, v in enumerate(self._levels)]
+
+    @property
+    def lossy(self) -> bool:
+        metadata = json.dumps(self._levels[0].array.metadata.to_dict(), default=str).lower()
+        return any(name in metadata for name in LOSSY_CODEC_NAMES)
 
     @property
     def format(self) -> str:

@@ -78,6 +78,12 @@ class OpenSlideLevel:
         return out if dtype is None else out.astype(dtype)
 
 
+# OpenSlide vendors whose files hold JPEG or JPEG 2000 tiles
+LOSSY_VENDORS = frozenset(
+    {"aperio", "dicom", "hamamatsu", "leica", "mirax", "philips", "sakura", "trestle", "ventana"}
+)
+
+
 class OpenSlideSlide(Slide):
     """A slide read through OpenSlide."""
 
@@ -121,6 +127,11 @@ class OpenSlideSlide(Slide):
     @property
     def levels(self) -> Sequence[Any]:
         return self._levels
+
+    @property
+    def lossy(self) -> bool:
+        # these vendors' scanners store JPEG or JPEG 2000 tiles
+        return self.format in LOSSY_VENDORS
 
     @property
     def properties(self) -> Mapping[str, str]:

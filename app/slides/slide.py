@@ -224,6 +224,26 @@ class Slide(ABC):
             return reader.read(y0, y1, x0, x1)
         return np.asarray(self.levels[level][y0:y1, x0:x1])[..., :3]
 
+    def _stored_tiles(self, level: int) -> Any:
+        """The reader of ``level`` when it hands out its JPEG tiles as the file stores them.
+
+        That reader has ``jpeg_tiles()`` (how they decode) and ``stored_tile(row, col)``
+        (their bytes); None when the level has no such tiles. What a converter copies
+        without decoding and re-encoding.
+        """
+        reader = self._readers[level] if level < len(self._readers) else None
+        jpeg_tiles = getattr(reader, "jpeg_tiles", None)
+        return reader if jpeg_tiles is not None and jpeg_tiles() is not None else None
+
+    @property
+    def lossy(self) -> bool:
+        """Whether the file stores its pixels with a lossy codec (JPEG, JPEG 2000, WebP, ...).
+
+        A lossless copy of such pixels is 5-8 times the file's size; the converter keeps
+        them lossy unless asked otherwise. Backends that know say so; the default is False.
+        """
+        return False
+
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
         """An RGB image of the whole slide whose longer side is at most ``max_size``.
 

@@ -38,6 +38,10 @@ from slidescope.app.slides.tile_reader import (
 ASSOCIATED_NAMES = ("label", "macro", "thumbnail", "overview")
 # Grey (min-is-black), RGB and YCbCr (decoded to RGB); palette, CMYK, ... go to OpenSlide.
 SERVED_PHOTOMETRICS = (1, 2, 6)
+# TIFF compression tags of lossy codecs: old and new JPEG, Aperio's JPEG 2000 (33003,
+# 33005), JPEG 2000 (34712), lossy JPEG (34892), JPEG XR (22610), WebP (34927, 50001),
+# JPEG XL (50002)
+LOSSY_COMPRESSIONS = frozenset({6, 7, 22610, 33003, 33005, 34712, 34892, 34927, 50001, 50002})
 # Errors tifffile raises on a file that is not a TIFF or is cut short.
 _TIFF_READ_ERRORS = (tifffile.TiffFileError, struct.error, ValueError, OSError, EOFError, KeyError)
 
@@ -208,6 +212,11 @@ class TiffSlide(Slide):
 
     def _file_mpp(self) -> tuple[float, float] | None:
         return tiff_mpp(self.tiff)
+
+    @property
+    def lossy(self) -> bool:
+        page = _first_page(self._pyramid_level(0))
+        return int(page.compression) in LOSSY_COMPRESSIONS
 
     def tile_size(self, level: int) -> tuple[int, int] | None:
         """(width, height) of the stored tiles of ``level``, when it is tiled."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import imagecodecs
 import numpy as np
+from slidescope.app.slides.chunk_codec import JpegTiles
 from slidescope.app.slides.errors import CorruptSlideError
 from slidescope.app.slides.file_errors import FILE_ERRORS
 from slidescope.app.slides.tile_cache import TileCache
@@ -115,6 +116,31 @@ class TileReader:
             self._jpeg = jpeg_decode_colorspace(
                 page.photometric, page.planarconfig, page.extrasamples, page.is_jfif
             )
+
+    def jpeg_tiles(self) -> JpegTiles | None:
+        """How this level's tiles decode, when they are square 8-bit RGB JPEG (else None).
+
+        A converter that stores them unchanged (:meth:`stored_tile`) records this beside them.
+        """
+        if self._jpeg is None or self.tile_width != self.tile_height:
+            return None
+        colorspace, outcolorspace = self._jpeg
+        return JpegTiles(self.tile_width, self._jpegtables, colorspace, outcolorspace)
+
+    def stored_tile(self, row: int, col: int) -> bytes | None:
+        """The compressed bytes of tile (row, column) as the file stores them.
+
+        None where they cannot stand for the tile: it is damaged, empty (a sparse file), or
+        not one whole JPEG stream (start and end markers). The caller decodes it then,
+        which names the damage.
+        """
+        index = row * self.tiles_across + col
+        if index in self.damaged or self.counts[index] < 4:
+            return None
+        data = self.file.read(self.offsets[index], self.counts[index])
+        if data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
+            return None
+        return data
 
     @staticmethod
     def can_read(page: Any) -> bool:

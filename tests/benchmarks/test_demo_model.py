@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.benchmark
+# slides are generated and analysed one after another: far longer than a unit test
+pytestmark = [pytest.mark.benchmark, pytest.mark.timeout(4 * 3600)]
 
 SEEDS = int(os.environ.get("SLIDESCOPE_DEMO_SEEDS", "20"))
 FIRST_SEED = 5000

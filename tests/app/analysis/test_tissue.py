@@ -54,6 +54,20 @@ def test_pen_and_debris_are_excluded() -> None:
     assert not pen_marks(np.array([[[225, 150, 190], [110, 60, 150], [60, 25, 100]]])).any()
 
 
+def test_a_margin_around_pen_goes_with_it() -> None:
+    """Tissue a marker stroke crosses is ink and stain mixed: dropped with a margin."""
+    image = he_like_image(240, 200, blobs=[(100, 100, 90)], pen=(60, 100, 140, 100))
+    params = TissueParams()
+    mask = tissue_mask_from_rgb(image, params, MPP)
+    margin = round(params.pen_margin_um / MPP)  # mask pixels
+    stroke = pen_marks(image)[:, 100]
+    top = int(np.argmax(stroke))  # the stroke's first row in column 100
+    assert not mask[top - margin + 1, 100]  # within the margin: gone
+    assert mask[top - margin - 3, 100]  # beyond it: tissue
+    no_margin = tissue_mask_from_rgb(image, TissueParams(pen_margin_um=0), MPP)
+    assert no_margin[top - margin + 1, 100]
+
+
 def test_pen_kept_when_asked() -> None:
     image = he_like_image(240, 160, blobs=[(80, 80, 50)], pen=(150, 20, 230, 140))
     mask = tissue_mask_from_rgb(image, TissueParams(exclude_pen=False), MPP)

@@ -41,7 +41,8 @@ compression     lossless / who reads it       Aperio  demo
 ==============  ============================  ======  ====
 
 (``jpeg`` on the chunk grid of the source's tiles: level 0 copied, the levels the source
-lacks encoded at quality 90.)
+lacks encoded at the source's own quality, read from its quantisation tables and kept
+within 70-95, or 90 where it cannot be read.)
 
 ``zstd-delta`` stores each byte as its difference from the one before (a horizontal
 predictor, numcodecs' ``Delta`` filter, which zarr-python and so napari-ome-zarr apply);
@@ -59,7 +60,22 @@ import numpy as np
 COMPRESSIONS = ("jpeg", "zstd", "zstd-delta", "lz4", "none")
 LOSSLESS = "zstd"  # the choice of --lossless, and the default for a lossless source
 LOSSY = "jpeg"  # the default for a lossy (JPEG, JPEG 2000, ...) source
-JPEG_QUALITY = 90
+JPEG_QUALITY = 90  # where the source's quality is unknown
+# The range the source's own quality is taken from: below it, a second generation shows
+# blocks; above it, the computed levels would cost more than the source's own.
+JPEG_QUALITY_RANGE = (70, 95)
+# libjpeg's (IJG) luminance quantisation table at quality 50, which quality scales
+_IJG_LUMINANCE = (
+    (16, 11, 10, 16, 24, 40, 51, 61),
+    (12, 12, 14, 19, 26, 58, 60, 55),
+    (14, 13, 16, 24, 40, 57, 69, 56),
+    (14, 17, 22, 29, 51, 87, 80, 62),
+    (18, 22, 37, 56, 68, 109, 103, 77),
+    (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101),
+    (72, 92, 95, 98, 112, 100, 103, 99),
+)
+_IJG_LUMINANCE_SUM = sum(map(sum, _IJG_LUMINANCE))
 # One Blosc block per chunk (a 512² RGB chunk is 768 KiB): Blosc's default small blocks
 # cost 45 % more time for the same size on H&E.
 BLOSC_BLOCK = 1 << 20
@@ -143,11 +159,32 @@ class ChunkCodec:
         return out
 
 
-def chunk_codec(compression: str, chunk: int, source: JpegTiles | None = None) -> ChunkCodec:
+def jpeg_quality(data: bytes | None) -> int | None:
+    """The IJG quality (1-100) whose luminance table ``data``'s first DQT table is, roughly.
+
+    ``data``: JPEG tables or a whole JPEG stream. None when it holds no 8-bit table.
+    """
+    if not data:
+        return None
+    at = data.find(b"\xff\xdb")
+    if at < 0 or len(data) < at + 5 + 64 or data[at + 4] >> 4 != 0:
+        return None
+    scale = 100.0 * sum(data[at + 5 : at + 5 + 64]) / _IJG_LUMINANCE_SUM
+    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return max(1, min(100, round(quality)))
+
+
+def chunk_codec(
+    compression: str,
+    chunk: int,
+    source: JpegTiles | None = None,
+    quality: int = JPEG_QUALITY,
+) -> ChunkCodec:
     """The codec for ``compression`` (one of :data:`COMPRESSIONS`) and ``chunk`` px chunks.
 
     ``source`` (``jpeg`` only): the level's source tiles, whose bytes its chunks store
     unchanged; its tables and colour space go into the codec's configuration.
+    ``quality`` (``jpeg`` only): what chunks it encodes are encoded at.
     """
     import numcodecs
 
@@ -175,7 +212,7 @@ def chunk_codec(compression: str, chunk: int, source: JpegTiles | None = None) -
         if source is not None and source.tile != chunk:
             raise ValueError(f"source tiles of {source.tile} px cannot be {chunk} px chunks")
         jpeg = Jpeg(
-            level=JPEG_QUALITY,
+            level=quality,
             tables=source.tables if source else None,
             colorspace_jpeg=source.colorspace if source else None,
             colorspace_data=source.outcolorspace if source else None,

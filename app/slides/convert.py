@@ -42,10 +42,13 @@ from typing import Any
 from slidescope.app.jobs import Job, Progress
 from slidescope.app.slides.chunk_codec import (
     COMPRESSIONS,
+    JPEG_QUALITY,
+    JPEG_QUALITY_RANGE,
     LOSSLESS,
     LOSSY,
     ChunkCodec,
     chunk_codec,
+    jpeg_quality,
 )
 from slidescope.app.slides.errors import SlideError
 from slidescope.app.slides.ngff import NGFF_VERSION, multiscales, omero
@@ -82,7 +85,8 @@ def convert_to_omezarr(
         Default: ``jpeg`` for a lossy source, ``zstd`` for a lossless one.
         ``jpeg``: lossy; where the source's tiles are JPEG and the chunk is their size
         (the default chunk), they are stored as they are, and only the levels the source
-        lacks are encoded (quality 90). Readers need imagecodecs' JPEG codec, which
+        lacks are encoded (at the source's quality, 70 to 95). Readers need imagecodecs'
+        JPEG codec, which
         SlideScope registers for every numcodecs user through an entry point
         (napari-ome-zarr and ome-zarr-py open it where SlideScope is installed; elsewhere
         call ``imagecodecs.numcodecs.register_codecs()``).
@@ -153,15 +157,28 @@ def conversion_layout(
 def _level_codecs(
     slide: Slide, levels: list[PyramidLevel], compression: str, chunk: int
 ) -> tuple[list[ChunkCodec], list[Any]]:
-    """Each level's codec, and the source reader whose JPEG tiles are its chunks (or None)."""
-    plain = chunk_codec(compression, chunk)
+    """Each level's codec, and the source reader whose JPEG tiles are its chunks (or None).
+
+    JPEG chunks that are encoded here take the source's own quality (its level 0's
+    tables; within :data:`JPEG_QUALITY_RANGE`): a second generation at the first's
+    quality adds little loss, and the levels cost what the source's would.
+    """
+    quality = JPEG_QUALITY
+    source = slide._stored_tiles(0) if compression == "jpeg" else None
+    if source is not None:
+        tables = source.jpeg_tiles().tables or source.stored_tile(0, 0)
+        found = jpeg_quality(tables)
+        if found is not None:
+            low, high = JPEG_QUALITY_RANGE
+            quality = max(low, min(high, found))
+    plain = chunk_codec(compression, chunk, quality=quality)
     codecs, stored = [], []
     for level in levels:
         reader = None
         if compression == "jpeg" and level.source_level is not None:
             reader = slide._stored_tiles(level.source_level)
         if reader is not None and reader.jpeg_tiles().tile == chunk:
-            codecs.append(chunk_codec(compression, chunk, reader.jpeg_tiles()))
+            codecs.append(chunk_codec(compression, chunk, reader.jpeg_tiles(), quality))
             stored.append(reader)
         else:
             codecs.append(plain)

@@ -76,7 +76,7 @@ class ChunkWriter:
     def write(self, index: int, row: int, col: int) -> int:
         """Write chunk (``row``, ``col``) of level ``index``; returns 1 (chunks written)."""
         level, size = self.levels[index], self.chunk
-        path = self.out / str(index) / f"0/{row}/{col}"
+        path = f"{self.out}/{index}/0/{row}/{col}"  # a str: pathlib costs 0.1 ms a chunk
         stored = self.stored[index]
         if stored is not None:
             data = stored.stored_tile(row, col)
@@ -108,8 +108,8 @@ class ChunkWriter:
         colours = set()
         for dr in range(2):
             for dc in range(2):
-                path = self.out / str(index) / f"0/{row + dr}/{col + dc}"
-                colour = self.uniform_colours.get(path.read_bytes())
+                with open(f"{self.out}/{index}/0/{row + dr}/{col + dc}", "rb") as fh:
+                    colour = self.uniform_colours.get(fh.read())
                 if colour is None:
                     return None
                 colours.add(colour)
@@ -188,9 +188,10 @@ def is_uniform(pixels: np.ndarray, colour: np.ndarray) -> bool:
     return bool((rows == expected).all())
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: str | Path, data: bytes) -> None:
     """Write one chunk file via a temporary sibling: a chunk file that exists is whole."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    folder, name = os.path.split(path)
+    partial = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0))
     try:
         view = memoryview(data)

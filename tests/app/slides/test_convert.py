@@ -418,3 +418,14 @@ def test_jpeg_pyramid_opens_in_a_reader_that_registers_nothing(
     )
     assert done.returncode == 0, done.stderr[-500:]
     assert done.stdout.strip() == "1"
+
+
+def test_the_source_jpeg_quality_is_read_from_its_tables() -> None:
+    import imagecodecs
+    from slidescope.app.slides.chunk_codec import jpeg_quality
+
+    pixels = smooth_image(64, 64, 9)
+    for quality in (30, 75, 80, 95):
+        assert jpeg_quality(bytes(imagecodecs.jpeg8_encode(pixels, level=quality))) == quality
+    assert jpeg_quality(b"") is None
+    assert jpeg_quality(b"\xff\xd8 no tables \xff\xd9") is None

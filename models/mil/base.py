@@ -36,12 +36,17 @@ class MILOutput:
     instance_probs : Tensor
         (N, C) class-aware instance probability: ``softmax_c(W_cls · a_i h_i)``, the
         classifier applied to each attention-weighted instance.
+    bag_logits : Tensor or None
+        (C,) the logits the supervised loss trains, where they are not ``logits``: a
+        model whose prediction fuses two streams (DSMIL's probability fusion) trains each
+        stream on its own. None: the loss reads ``logits``.
     """
 
     logits: Tensor
     attention: Tensor
     bag_feature: Tensor
     instance_probs: Tensor
+    bag_logits: Tensor | None = None
 
 
 class MILModel(nn.Module):

@@ -17,8 +17,19 @@ What this module reports, given one ``attention`` per instance and one bag featu
   ``softmax_c(sum_k W[c, k] · A_ik v_i + b_c)``, i.e. ``W_cls · a_i h_i`` with the
   class-wise attention, which sums over ``i`` to exactly the bag logits minus bias;
 * :meth:`DSMIL.instance_loss`: DSMIL's max-instance loss (cross-entropy of the instance
-  classifier's max-pooled logits), added by the trainer with ``instance_loss_weight`` 1.0
-  (DSMIL weighs its bag and max-instance losses equally).
+  classifier's max-pooled logits), added by the trainer with ``instance_loss_weight``
+  beside ``bag_loss_weight`` times the bag loss (1.0 and 1.0 by default: DSMIL weighs
+  its bag and max-instance losses equally).
+
+How the prediction combines the two streams (``fusion``):
+
+* ``none``: the bag stream's logits;
+* ``logits``: ``0.5 * (bag + max-instance)`` logits, trained as one (the journal
+  version of MHIM-MIL trains ``CE(0.5 * (bag + max))`` alone: ``instance_loss_weight``
+  0);
+* ``probabilities``: ``0.5 * softmax(bag) + 0.5 * softmax(max-instance)``, reported as
+  its logarithm so that ``softmax(logits)`` is that mean; each stream trains on its own
+  cross-entropy (the ICCV reference: ``0.5 * CE(bag) + 0.5 * CE(max)``, both weights 0.5).
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ from slidescope.models.mil.abmil import instance_embedding
 from slidescope.models.mil.base import (
     MILModel,
     MILOutput,
+    ModelSettingError,
+    check_choice,
     check_size,
     join_tokens,
     require_instances,
@@ -38,6 +51,9 @@ from slidescope.models.mil.base import (
 from slidescope.models.mil.registry import register_model
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+#: how the prediction combines the bag and max-instance streams (module docstring)
+FUSIONS = ("none", "logits", "probabilities")
 
 
 class DSMIL(MILModel):
@@ -60,14 +76,12 @@ class DSMIL(MILModel):
         off by default as in DSMIL).
     act : str
         ``"relu"`` or ``"gelu"``.
-    logit_fusion : bool
-        Predict with the mean of the bag logits and the max-pooled instance logits, as
-        DSMIL and the MHIM-MIL reference do (the max-instance loss is then part of the
-        prediction rather than only a regulariser).
+    fusion : str
+        How the prediction combines the bag and max-instance streams: ``none``,
+        ``logits`` or ``probabilities`` (see the module docstring).
+    bag_loss_weight, instance_loss_weight : float
+        Weights of the bag stream's cross-entropy and of :meth:`instance_loss`.
     """
-
-    #: weight of :meth:`instance_loss` beside the bag cross-entropy
-    instance_loss_weight: float = 1.0
 
     def __init__(
         self,
@@ -78,11 +92,22 @@ class DSMIL(MILModel):
         dropout: float = 0.25,
         passing_v: bool = False,
         act: str = "relu",
-        logit_fusion: bool = False,
+        fusion: str = "none",
+        bag_loss_weight: float = 1.0,
+        instance_loss_weight: float = 1.0,
     ) -> None:
         super().__init__(in_dim, n_classes, hidden_dim)
         check_size("q_dim", q_dim)
-        self.logit_fusion = bool(logit_fusion)
+        check_choice("fusion", fusion, FUSIONS)
+        for name, weight in (
+            ("bag_loss_weight", bag_loss_weight),
+            ("instance_loss_weight", instance_loss_weight),
+        ):
+            if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
+                raise ModelSettingError(f"{name} must be a number >= 0, got {weight!r}")
+        self.fusion = fusion
+        self.bag_loss_weight = float(bag_loss_weight)
+        self.instance_loss_weight = float(instance_loss_weight)
         self.embedding = instance_embedding(in_dim, hidden_dim, dropout, act)
         self.instance_classifier = nn.Linear(hidden_dim, n_classes)
         self.query = nn.Sequential(
@@ -114,9 +139,15 @@ class DSMIL(MILModel):
         weights = torch.softmax(scores, dim=0)
         v = self.value(everything)  # (M, H)
         bag = weights.T @ v  # (C, H)
-        logits = self.classifier(bag.unsqueeze(0)).reshape(-1)  # (C,)
-        if self.logit_fusion:
-            logits = 0.5 * (logits + instance_logits.max(dim=0).values)
+        bag_logits = self.classifier(bag.unsqueeze(0)).reshape(-1)  # (C,)
+        max_logits = instance_logits.max(dim=0).values
+        logits, trained = bag_logits, None
+        if self.fusion == "logits":
+            logits = 0.5 * (bag_logits + max_logits)
+        elif self.fusion == "probabilities":
+            # log(0.5 softmax(bag) + 0.5 softmax(max)): its softmax is the mean itself
+            both = torch.stack([F.log_softmax(bag_logits, 0), F.log_softmax(max_logits, 0)])
+            logits, trained = torch.logsumexp(both, dim=0) - math.log(2.0), bag_logits
 
         # Per-instance share of the class-wise classifier: W (C, C, H) applied to A_ik v_i.
         kernel = self.classifier.weight  # (C_out, C_in, H)
@@ -133,6 +164,7 @@ class DSMIL(MILModel):
             attention=attention,
             bag_feature=bag.reshape(-1),
             instance_probs=torch.softmax(contribution, dim=-1),
+            bag_logits=trained,
         )
 
     def instance_loss(self, h: Tensor, attention: Tensor, label: Tensor | int) -> Tensor:

@@ -11,8 +11,12 @@ exactly. Each entry below is what the reference code builds for 1,024-d features
 * ``transmil``: 512-d tokens, 8 heads, 256 Nyström landmarks, attention dropout 0.1, a
   512-d ReLU embedding with dropout 0.25, masking scores from the first layer's
   class-token attention (``--attn_layer 0`` of the published commands);
-* ``dsmil``: 512-d, ``passing_v`` on, and the prediction fusing bag and max-instance
-  logits (``0.5 * (bag + max)``).
+* ``dsmil``: 512-d, ``passing_v`` on, as the ICCV code (``v1`` branch) trains and
+  predicts it: the loss ``0.5 * CE(bag) + 0.5 * CE(max-instance)``
+  (``v1:main.py:529-531``) and the prediction ``0.5 * softmax(bag) + 0.5 *
+  softmax(max-instance)`` (``v1:main.py:647-649``). The journal code instead trains and
+  predicts ``0.5 * (bag + max)`` logits alone (``m:engines/common_mil.py:26-28,66-67``):
+  ``fusion="logits"``, ``bag_loss_weight=1``, ``instance_loss_weight=0``.
 
 Settings not in this table keep our defaults, which differ where the comments of each
 model say why.
@@ -45,7 +49,9 @@ REFERENCE_KWARGS: dict[str, dict[str, Any]] = {
         "q_dim": 128,
         "dropout": 0.25,
         "passing_v": True,
-        "logit_fusion": True,
+        "fusion": "probabilities",
+        "bag_loss_weight": 0.5,
+        "instance_loss_weight": 0.5,
     },
 }
 

@@ -2,9 +2,12 @@
 
 Sources of the defaults: Tang et al., ICCV 2023 (MHIM-MIL) and the journal extension
 (MHIM-v2, global recycle network), and the settings of github DearCaat/MHIM-MIL:
-Adam(W), lr 2e-4, weight decay 1e-5, teacher momentum 0.9999, teacher temperature 0.1,
-a small high-score masking ratio with a random share of a larger top set, and a large
-random masking ratio whose instances the recycle network summarises.
+lr 2e-4, weight decay 1e-5, teacher momentum 0.9999, teacher temperature 0.1, a small
+high-score masking ratio with a random share of a larger top set, and a large random
+masking ratio whose instances the recycle network summarises. The optimiser (AdamW) and
+the learning-rate schedule (per step, to 1 % of the rate) are ours; the reference's Adam
+and per-epoch cosine are options, which the presets
+(:mod:`slidescope.models.training.presets`) set.
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ TEACHER_MODES = ("eval", "train")
 #: validation figures a run can select its model by; ``auto``: AUC for two classes,
 #: balanced accuracy for more, c-index for survival
 SELECTION_METRICS = ("auto", "auc", "loss", "accuracy", "balanced_accuracy", "c_index")
+#: ``adamw`` (decoupled weight decay) or ``adam`` (weight decay as an L2 term, the reference)
+OPTIMIZERS = ("adamw", "adam")
+#: when the cosine learning rate moves: after every optimiser ``step``, or once per
+#: ``epoch`` (the reference's ``CosineAnnealingLR`` / timm cosine, stepped per epoch)
+LR_SCHEDULES = ("step", "epoch")
 
 
 class TrainingConfigError(ModelError, ValueError):
@@ -54,7 +62,9 @@ class MHIMConfig:
     mask_ratio_low : float
         r_l, share of the lowest-scoring instances masked.
     mask_ratio_random : float
-        r_r, share of all instances masked uniformly at random.
+        r_r, share of all instances masked uniformly at random (the ICCV version's
+        ``mask_ratio``). Without recycling they are discarded; with it, the recycle
+        network summarises those that no score mask chose.
     mask_score : str
         ``attention`` (teacher attention) or ``cls_prob`` (class-aware instance
         probability, max over classes).
@@ -77,8 +87,10 @@ class MHIMConfig:
     recycle_momentum : float
         EMA momentum of the global queries (reference ``merge_mm``: 0.9998-0.9999).
     merge_ratio : float
-        Share of the randomly masked instances the recycle network summarises, drawn at
-        random per step (1.0: all of them).
+        With recycling: the share of the instances the masks leave that the student sees
+        as instances; a random ``1 - merge_ratio`` of them joins the recycled ones (the
+        journal's ``merge_ratio``: nothing is discarded). 1.0: only the randomly masked
+        instances are recycled.
     recycle_source : str
         Whose hidden instances the recycle network summarises: ``student`` (the
         reference: the student embeds the whole bag and the recycled instances train its
@@ -201,8 +213,16 @@ class TrainingConfig:
         Maximum epochs; epochs without improvement of the validation metric before
         stopping (0: never stop early).
     lr, weight_decay : float
-        AdamW settings; the learning rate follows a cosine schedule after
+        Optimiser settings; the learning rate follows a cosine schedule after
         ``warmup_epochs`` of linear warm-up.
+    optimizer : str
+        ``adamw`` or ``adam`` (:data:`OPTIMIZERS`).
+    lr_schedule : str
+        The cosine moves after every optimiser ``step`` or once per ``epoch``
+        (:data:`LR_SCHEDULES`; warm-up counts in the same unit).
+    min_lr : float or None
+        The learning rate the cosine ends at (None: 1 % of ``lr``, so late epochs still
+        learn).
     val_fraction : float
         Share of each class held out for validation when the CSV has no split column.
     balance : str
@@ -229,8 +249,12 @@ class TrainingConfig:
     selection_metric : str
         Validation figure the kept epoch is chosen by (:data:`SELECTION_METRICS`).
     min_epochs : int
-        No epoch before this one is kept, and training never stops before it (the
-        reference's ``stop_epoch``): the model kept has trained this long.
+        No epoch before this one is kept, and training never stops before it: the model
+        kept has trained this long.
+    stop_epoch : int or None
+        The reference's ``stop_epoch``: early stopping ends a run only at an epoch whose
+        0-based index exceeds it (from epoch ``stop_epoch + 2``, counting from 1). Unlike
+        ``min_epochs`` it does not limit which epoch is kept. None: no such limit.
     preset : str or None
         Name of the published setting this run follows (recorded in the checkpoint).
     resume : bool
@@ -250,6 +274,9 @@ class TrainingConfig:
     patience: int = 10
     lr: float = 2e-4
     weight_decay: float = 1e-5
+    optimizer: str = "adamw"
+    lr_schedule: str = "step"
+    min_lr: float | None = None
     warmup_epochs: int = 0
     seed: int = 0
     device: str = "auto"
@@ -264,6 +291,7 @@ class TrainingConfig:
     model_config: str = "default"
     selection_metric: str = "auto"
     min_epochs: int = 0
+    stop_epoch: int | None = None
     preset: str | None = None
     resume: bool = True
     mhim: MHIMConfig = field(default_factory=MHIMConfig)
@@ -325,10 +353,20 @@ class TrainingConfig:
             raise TrainingConfigError(
                 f"min_epochs must be in [0, epochs={self.epochs}], got {self.min_epochs}"
             )
+        if self.stop_epoch is not None and self.stop_epoch < 0:
+            raise TrainingConfigError(f"stop_epoch must be >= 0, got {self.stop_epoch}")
         if self.patience < 0:
             raise TrainingConfigError(f"patience must be >= 0, got {self.patience}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise TrainingConfigError(f"lr must be a positive number, got {self.lr}")
+        if self.min_lr is not None and not 0.0 <= self.min_lr <= self.lr:
+            raise TrainingConfigError(f"min_lr must be in [0, lr={self.lr}], got {self.min_lr}")
+        for name, value, choices in (
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
+        ):
+            if value not in choices:
+                raise TrainingConfigError(f"{name} must be one of {choices}, got {value!r}")
         if self.max_instances is not None and self.max_instances < 1:
             raise TrainingConfigError(
                 f"max_instances must be at least 1, got {self.max_instances}"

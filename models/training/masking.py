@@ -12,9 +12,13 @@ A ratio of 0 masks nothing. The masks combine by union. So that the student alwa
 something, when the union would cover the whole bag one instance is kept: a randomly
 masked one if there is any, else the one with the median score.
 
-Instances masked at random and by no score mask form the ``recycled`` set: the global
-recycle network summarises them instead of discarding them. Salient (high-score)
-instances are never recycled — hiding them is the point of MHIM.
+With the global recycle network (the journal version) nothing but the score-masked
+instances is discarded. The ``recycled`` set it summarises holds the instances masked at
+random and by no score mask, and, with ``merge_ratio < 1``, the *merge split*: of the L
+instances every mask left, ``floor(L * merge_ratio)`` (at least one) stay instances and
+the others, drawn at random, are recycled (the journal's ``Merge.masking``, which keeps
+``int(L * merge_ratio)``). Salient (high-score) instances are never recycled — hiding
+them is the point of MHIM.
 """
 
 from __future__ import annotations
@@ -36,14 +40,18 @@ class Masking:
         Instances the student sees.
     high, low, random : Tensor
         Instances masked by each rule (they may overlap before the union).
+    merged : Tensor
+        Instances no mask took that the merge split sends to the recycle network.
     recycled : Tensor
-        Masked at random and by no score rule: input of the recycle network.
+        Input of the recycle network: masked at random and by no score rule, and the
+        merged instances.
     """
 
     keep: Tensor
     high: Tensor
     low: Tensor
     random: Tensor
+    merged: Tensor
     recycled: Tensor
 
     @property
@@ -58,6 +66,13 @@ def ceil_count(n: int, ratio: float) -> int:
     if ratio <= 0 or n <= 0:
         return 0
     return min(n, math.ceil(round(n * ratio, 9)))
+
+
+def floor_count(n: int, ratio: float) -> int:
+    """``floor(n * ratio)`` clipped to [0, n], robust to float error (0.29 * 100 = 28.999...)."""
+    if ratio <= 0 or n <= 0:
+        return 0
+    return min(n, math.floor(round(n * ratio, 9)))
 
 
 def high_score_count(n: int, ratio: float, random_share: float = 1.0) -> tuple[int, int]:
@@ -121,6 +136,7 @@ def mask_bag(
     ratio_low: float = 0.0,
     ratio_random: float = 0.0,
     generator: torch.Generator | None = None,
+    merge_ratio: float = 1.0,
 ) -> Masking:
     """Mask one bag: the union of high-score, low-score and random masks.
 
@@ -132,6 +148,9 @@ def mask_bag(
         r_h, r_hr, r_l, r_r (see the module docstring for the exact counts).
     generator : torch.Generator, optional
         Source of randomness.
+    merge_ratio : float
+        With the recycle network only: share of the instances left by the masks that
+        stay instances (1.0: no merge split).
 
     Returns
     -------
@@ -156,6 +175,12 @@ def mask_bag(
             order = torch.argsort(scores.detach().float().cpu())
             masked[order[n // 2]] = False
     keep = torch.nonzero(~masked).flatten()
+    merged = torch.zeros(0, dtype=torch.long)
+    if merge_ratio < 1.0 and keep.numel() > 1:
+        stay = max(1, floor_count(keep.numel(), merge_ratio))
+        order = torch.randperm(keep.numel(), generator=generator)
+        merged = keep[order[stay:]].sort().values
+        keep = keep[order[:stay]].sort().values
     scored = torch.zeros(n, dtype=torch.bool)
     scored[high] = True
     scored[low] = True
@@ -163,8 +188,9 @@ def mask_bag(
     recycled_flags[rand] = True
     recycled_flags &= ~scored
     recycled_flags &= masked
+    recycled_flags[merged] = True
     recycled = torch.nonzero(recycled_flags).flatten()
-    return Masking(keep=keep, high=high, low=low, random=rand, recycled=recycled)
+    return Masking(keep=keep, high=high, low=low, random=rand, merged=merged, recycled=recycled)
 
 
 def cosine_schedule(start: float, end: float, total_steps: int) -> list[float]:

@@ -1,19 +1,23 @@
 """Named settings of the MHIM-MIL papers, for ``train --preset NAME``.
 
-Each preset is the published setting of one table row: the reference baseline network
-(``model_config="reference"``), the optimiser, the selection rule and the MHIM settings
-of the commands in the reference code's README (DearCaat/MHIM-MIL; ``v1`` branch for the
-ICCV 2023 paper, ``master`` for the journal version). A value the user gives explicitly
-on the command line wins over the preset's.
+The reference is the authors' code, github DearCaat/MHIM-MIL: branch ``v1`` (commit
+5377eb60) for the ICCV 2023 paper, ``master`` (commit 9d0c91ab) for the journal version.
+Citations below read ``v1:path:line`` and ``m:path:line``.
 
-Confidence: the shared settings (Adam(W) lr 2e-4, weight decay 1e-5, teacher momentum
-0.9999 with a cosine schedule to 1 (``mm_sche``), teacher temperature 0.1, consistency
-weight 0.1 (``cl_alpha``), high-score ratio with a random share 0.5 (``mask_ratio_hr``)
-and its cosine decay (``mrh_sche``), student init ``fc``, plain cross-entropy, patience 30
-(CAMELYON16) / 20 (TCGA) with no stop before epoch 70 (``stop_epoch``)) are the
-reference's. The per-row mask ratios are recalled from the README commands and marked
-``# recalled`` where they may be off by a step of the grid the paper searched; the
-journal's recycle settings (k 1, merge momentum 0.9998, merge ratio) likewise.
+* **ICCV presets** are the published commands of ``v1:README.md:53-86``, one per table
+  row: the settings each command types, and ``v1:main.py``'s defaults for the rest.
+* **Journal presets** are the one command of ``m:README.md:129-151`` with the defaults of
+  ``m:options.py`` and ``m:config/feat_cls.yaml``. That README publishes grids, not
+  per-row values (``mask_ratio_h`` {0.01, 0.03, 0.05}, ``merge_ratio`` {0.8, 0.9},
+  ``merge_k`` {1, 5, 10}, ``m:README.md:124-127``); a preset takes the first value of each
+  grid. It has no CAMELYON16 command: the ``journal-camelyon16-*`` presets are the journal
+  command applied to CAMELYON16 with the ICCV command's ``mask_ratio_h`` (which is in the
+  grid).
+
+A value the user gives explicitly on the command line wins over the preset's (model
+arguments are merged, the user's on top). What no preset can make equal to the reference
+(held-out validation slides instead of the test set, TransMIL's exact attention, ...)
+is listed in ``docs/mhim-reference.md``, "Differences that remain".
 """
 
 from __future__ import annotations
@@ -23,78 +27,135 @@ from typing import Any
 
 from slidescope.models.training.config import MHIMConfig, TrainingConfig, TrainingConfigError
 
-_COMMON: dict[str, Any] = {
+#: what every ICCV command leaves at ``v1:main.py``'s defaults, and what they all type
+_ICCV: dict[str, Any] = {
+    "method": "mhim",
+    "model_config": "reference",  # MHIM's own encoders, v1:modules/mhim.py:47-65
+    "optimizer": "adam",  # v1:main.py:765 (--opt adam), :246-250
+    "lr": 2e-4,  # v1:main.py:769
+    "weight_decay": 1e-5,  # v1:main.py:772
+    "lr_schedule": "epoch",  # CosineAnnealingLR(T_max=num_epoch, eta_min=0), v1:main.py:252-253
+    "min_lr": 0.0,
+    "balance": "none",  # nn.CrossEntropyLoss() without class weights, v1:main.py:241-244
+    "epochs": 200,  # v1:main.py:759
+    "min_epochs": 0,  # the best epoch of all is kept, v1:main.py:397-413
+    "selection_metric": "auc",  # v1:main.py:397
+    "seed": 2021,  # --seed=2021 in every command (the random streams differ anyway)
+    "mhim.mask_score": "attention",
+    "mhim.mask_ratio_high_decay": True,  # --mrh_sche in every command
+    "mhim.momentum": 0.9999,  # v1:main.py:810
+    "mhim.teacher_temperature": 0.1,  # v1:main.py:805
+    "mhim.student_temperature": 1.0,  # v1:modules/mhim.py:33
+    "mhim.teacher_source": "plain",  # --teacher_init: a plain run's checkpoint per fold
+    "mhim.init_student": "fc",  # --init_stu_type=fc in every command
+    "mhim.teacher_mode": "train",  # model_tea.train() every epoch, v1:main.py:496-497
+    "mhim.recycle": False,  # no recycle network on v1
+}
+
+#: patience and earliest stop per data set, v1:main.py:263 (stop_epoch: --max_epoch 130,
+#: v1:main.py:761, on CAMELYON16; 70 otherwise)
+_ICCV_CAMELYON16: dict[str, Any] = {"patience": 30, "stop_epoch": 130}
+#: the TCGA commands hold out val_ratio 0.13 of each training fold, v1:README.md:54
+_ICCV_TCGA: dict[str, Any] = {"patience": 20, "stop_epoch": 70, "val_fraction": 0.13}
+
+
+def _iccv(
+    data: dict[str, Any],
+    model: str,
+    high: float,
+    high_random: float,
+    low: float,
+    random: float,
+    alpha: float,
+    mm_sche: bool,
+) -> dict[str, Any]:
+    """One ICCV command: ``--mask_ratio_h``, ``--mask_ratio_hr`` (1.0 when not typed),
+    ``--mask_ratio_l``, ``--mask_ratio``, ``--cl_alpha`` and ``--mm_sche`` (a cosine of
+    the momentum to ``--mm_final`` 1.0, ``v1:main.py:169-170,811``)."""
+    return {
+        **_ICCV,
+        **data,
+        "model": model,
+        "mhim.mask_ratio_high": high,
+        "mhim.mask_ratio_high_random": high_random,
+        "mhim.mask_ratio_low": low,
+        "mhim.mask_ratio_random": random,
+        "mhim.consistency_weight": alpha,
+        "mhim.momentum_final": 1.0 if mm_sche else None,
+    }
+
+
+#: the journal command (m:README.md:134-150) and the defaults it does not override
+_JOURNAL: dict[str, Any] = {
     "method": "mhim",
     "model_config": "reference",
-    "lr": 2e-4,
-    "weight_decay": 1e-5,
-    "balance": "none",  # the reference trains with plain, unweighted cross-entropy
-    "epochs": 200,
-    "min_epochs": 70,
-    "selection_metric": "auc",
-    "mhim.momentum": 0.9999,
-    "mhim.momentum_final": 1.0,
-    "mhim.teacher_temperature": 0.1,
-    "mhim.student_temperature": 1.0,
-    "mhim.consistency_weight": 0.1,
-    "mhim.mask_ratio_high_random": 0.5,
-    "mhim.mask_ratio_high_decay": True,
-    "mhim.teacher_source": "plain",
-    "mhim.init_student": "fc",
-    "mhim.recycle": False,  # the ICCV version has no recycle network
+    "model_kwargs": {"act": "gelu"},  # m:config/feat_cls.yaml:6
+    "optimizer": "adam",  # m:config/feat_cls.yaml:3; m:train_utils.py:58-65
+    "lr": 2e-4,  # m:config/feat_cls.yaml:2
+    "weight_decay": 1e-5,  # m:config/feat_cls.yaml:4
+    "lr_schedule": "epoch",  # timm cosine per epoch, m:engines/base_engine.py:229-230
+    "min_lr": 1e-7,  # m:train_utils.py:70-71
+    "balance": "none",  # m:train_utils.py:41-44
+    "epochs": 200,  # m:options.py:43
+    "patience": 20,  # m:options.py:48
+    "stop_epoch": 100,  # min(max_epoch 100, num_epoch), m:config/feat_cls.yaml:5, m:options.py:341
+    "min_epochs": 0,
+    "selection_metric": "auc",  # two classes, m:options.py:338-339
+    "seed": 2021,  # m:config/feat_cls.yaml:11
+    "mhim.mask_score": "cls_prob",  # --attn2score
+    "mhim.mask_ratio_high_random": 1.0,  # m:options.py:123
+    "mhim.mask_ratio_high_decay": False,  # --mrh_sche not typed, m:options.py:124
+    "mhim.mask_ratio_low": 0.0,  # m:options.py:121
+    "mhim.mask_ratio_random": 0.0,  # m:options.py:120; the merge split is the random part
+    "mhim.consistency_weight": 0.5,  # --aux_alpha=0.5
+    "mhim.momentum": 0.9997,  # m:options.py:129
+    "mhim.momentum_final": None,  # --mm_sche not typed, m:options.py:130
+    "mhim.teacher_temperature": 0.1,  # m:options.py:127
+    "mhim.student_temperature": 1.0,  # m:modules/mhim.py:100
+    "mhim.recycle": True,  # --merge_enable
+    "mhim.recycle_tokens": 1,  # --merge_k: first of the grid {1, 5, 10}
+    "mhim.merge_ratio": 0.8,  # --merge_ratio: first of the grid {0.8, 0.9}
+    "mhim.recycle_momentum": 0.9999,  # --merge_mm=0.9999
+    "mhim.recycle_heads": 8,  # m:modules/mhim_modules/merge.py:74
+    "mhim.recycle_dropout": 0.1,  # m:modules/mhim_modules/merge.py:74
+    "mhim.recycle_source": "student",  # m:modules/mhim.py:335-351
+    "mhim.teacher_source": "plain",  # --teacher_init
+    "mhim.init_student": "none",  # forced, m:options.py:292
+    "mhim.teacher_mode": "train",  # model_ema.train(), m:engines/base_engine.py:37-38
 }
 
-_C16 = {"patience": 30}
-_TCGA = {"patience": 20}
 
-#: the journal version (MHIM-v2): class-aware instance probability as the mask score and
-#: the global recycle network over the randomly masked instances
-_JOURNAL: dict[str, Any] = {
-    "mhim.mask_score": "cls_prob",
-    "mhim.recycle": True,
-    "mhim.recycle_tokens": 1,  # merge_k
-    "mhim.recycle_momentum": 0.9998,  # merge_mm
-    "mhim.recycle_heads": 8,
-    "mhim.recycle_dropout": 0.1,
-    "mhim.recycle_source": "student",
-    "mhim.merge_ratio": 0.2,  # recalled
-    "mhim.mask_ratio_random": 0.7,  # recalled
-}
+def _journal(model: str, high: float) -> dict[str, Any]:
+    """The journal command for ``--baseline`` ``model`` and ``--mask_ratio_h`` ``high``."""
+    return {**_JOURNAL, "model": model, "mhim.mask_ratio_high": high}
+
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "iccv-camelyon16-abmil": {
-        **_COMMON, **_C16, "model": "abmil",
-        "mhim.mask_ratio_high": 0.01, "mhim.mask_ratio_low": 0.8,  # recalled
-        "mhim.mask_ratio_random": 0.0,
-    },
-    "iccv-camelyon16-transmil": {
-        **_COMMON, **_C16, "model": "transmil",
-        "mhim.mask_ratio_high": 0.03, "mhim.mask_ratio_low": 0.0,  # recalled
-        "mhim.mask_ratio_random": 0.0,
-    },
-    "iccv-tcga-nsclc-abmil": {
-        **_COMMON, **_TCGA, "model": "abmil",
-        "mhim.mask_ratio_high": 0.02, "mhim.mask_ratio_low": 0.2,  # recalled
-        "mhim.mask_ratio_random": 0.0,
-    },
-    "iccv-tcga-nsclc-transmil": {
-        **_COMMON, **_TCGA, "model": "transmil",
-        "mhim.mask_ratio_high": 0.02, "mhim.mask_ratio_low": 0.0,  # recalled
-        "mhim.mask_ratio_random": 0.0,
-    },
-    "journal-camelyon16-abmil": {
-        **_COMMON, **_C16, **_JOURNAL, "model": "abmil",
-        "mhim.mask_ratio_high": 0.01, "mhim.mask_ratio_low": 0.0,
-    },
-    "journal-camelyon16-transmil": {
-        **_COMMON, **_C16, **_JOURNAL, "model": "transmil",
-        "mhim.mask_ratio_high": 0.03, "mhim.mask_ratio_low": 0.0,
-    },
-    "journal-tcga-nsclc-abmil": {
-        **_COMMON, **_TCGA, **_JOURNAL, "model": "abmil",
-        "mhim.mask_ratio_high": 0.02, "mhim.mask_ratio_low": 0.0,
-    },
-}  # fmt: skip
+    # v1:README.md:57-60
+    "iccv-camelyon16-abmil": _iccv(_ICCV_CAMELYON16, "abmil", 0.01, 0.5, 0.0, 0.5, 0.1, False),
+    # v1:README.md:68-71 (--attn_layer=0: the reference TransMIL scores with layer 0)
+    "iccv-camelyon16-transmil": _iccv(
+        _ICCV_CAMELYON16, "transmil", 0.03, 0.5, 0.8, 0.0, 0.1, True
+    ),
+    # v1:README.md:79-82 ("same hyper-param with ABMIL")
+    "iccv-camelyon16-dsmil": _iccv(_ICCV_CAMELYON16, "dsmil", 0.01, 0.5, 0.0, 0.5, 0.1, False),
+    # v1:README.md:61-64
+    "iccv-tcga-nsclc-abmil": _iccv(_ICCV_TCGA, "abmil", 0.02, 1.0, 0.2, 0.7, 0.5, True),
+    # v1:README.md:72-75
+    "iccv-tcga-nsclc-transmil": _iccv(_ICCV_TCGA, "transmil", 0.02, 1.0, 0.2, 0.6, 0.5, False),
+    # v1:README.md:83-86
+    "iccv-tcga-nsclc-dsmil": _iccv(_ICCV_TCGA, "dsmil", 0.02, 1.0, 0.2, 0.7, 0.5, True),
+    # no CAMELYON16 command on master: the journal command with the ICCV row's r_h
+    "journal-camelyon16-abmil": _journal("abmil", 0.01),
+    "journal-camelyon16-transmil": _journal("transmil", 0.03),
+    # m:README.md:111,134-150 (nsclc), r_h the first of the grid
+    "journal-tcga-nsclc-abmil": _journal("abmil", 0.01),
+    "journal-tcga-nsclc-transmil": _journal("transmil", 0.01),
+}
+
+
+#: presets without a published command of their own (see the module docstring)
+_UNPUBLISHED = {"journal-camelyon16-abmil", "journal-camelyon16-transmil"}
 
 
 def preset_names() -> list[str]:
@@ -106,11 +167,26 @@ def describe(name: str) -> str:
     """One line of ``train --help`` for the preset ``name``."""
     settings = PRESETS[name]
     mhim = {k[5:]: v for k, v in settings.items() if k.startswith("mhim.")}
+    act = settings.get("model_kwargs", {}).get("act")
+    momentum = f"mm {mhim['momentum']}" + (
+        f" to {mhim['momentum_final']}" if mhim["momentum_final"] is not None else ""
+    )
     return (
-        f"{name}: {settings['model']} (reference), r_h {mhim['mask_ratio_high']}, "
-        f"r_l {mhim.get('mask_ratio_low', 0.0)}, r_r {mhim.get('mask_ratio_random', 0.0)}, "
-        f"score {mhim.get('mask_score', 'attention')}"
-        + (f", recycle k {mhim['recycle_tokens']}" if mhim.get("recycle") else "")
+        f"{name}: {settings['model']} (reference{', ' + act if act else ''}), "
+        f"{settings['optimizer']}, r_h {mhim['mask_ratio_high']}, "
+        f"r_hr {mhim['mask_ratio_high_random']}, r_l {mhim['mask_ratio_low']}, "
+        f"r_r {mhim['mask_ratio_random']}, alpha {mhim['consistency_weight']}, {momentum}, "
+        f"score {mhim['mask_score']}, stop_epoch {settings['stop_epoch']}"
+        + (
+            f", recycle k {mhim['recycle_tokens']} merge_ratio {mhim['merge_ratio']}"
+            if mhim["recycle"]
+            else ""
+        )
+        + (
+            " (no published command: the journal's with the ICCV r_h)"
+            if name in _UNPUBLISHED
+            else ""
+        )
     )
 
 
@@ -124,7 +200,8 @@ def apply_preset(config: TrainingConfig, name: str, explicit: set[str]) -> Train
     name : str
         A key of :data:`PRESETS`.
     explicit : set of str
-        Settings the user gave (``"epochs"``, ``"mhim.mask_ratio_high"``...): kept.
+        Settings the user gave (``"epochs"``, ``"mhim.mask_ratio_high"``...): kept. The
+        user's model arguments go on top of the preset's.
 
     Raises
     ------
@@ -136,16 +213,14 @@ def apply_preset(config: TrainingConfig, name: str, explicit: set[str]) -> Train
     top: dict[str, Any] = {"preset": name}
     mhim: dict[str, Any] = {}
     for key, value in PRESETS[name].items():
-        if key in explicit:
+        if key == "model_kwargs":
+            top[key] = {**value, **config.model_kwargs}
+        elif key in explicit:
             continue
-        if key.startswith("mhim."):
+        elif key.startswith("mhim."):
             mhim[key[5:]] = value
         else:
             top[key] = value
-    if "min_epochs" in top:
-        # a preset's selection floor never exceeds the epochs the run has (--epochs 7 with
-        # the journal presets' 70: every epoch may be selected)
-        top["min_epochs"] = min(top["min_epochs"], top.get("epochs", config.epochs))
     return dataclasses.replace(config, mhim=dataclasses.replace(config.mhim, **mhim), **top)
 
 

@@ -183,8 +183,10 @@ def select(run: Run, figures: dict[str, float]) -> bool:
     """Record the finished epoch; keep it if it is the best so far; True to stop.
 
     An epoch is selectable once masking has started (a self warm-up only prepares the
-    teacher) and from ``min_epochs`` on (the reference's ``stop_epoch``): a model a few
-    epochs into MHIM is close to its plain start, and would undo what masking teaches.
+    teacher) and from ``min_epochs`` on: a model a few epochs into MHIM is close to its
+    plain start, and would undo what masking teaches. Patience counts selectable epochs
+    only. ``stop_epoch`` (the reference's) delays the stop without limiting the choice:
+    the reference stops once its 0-based epoch index exceeds it.
     """
     config = run.config
     run.epoch += 1
@@ -200,4 +202,5 @@ def select(run: Run, figures: dict[str, float]) -> bool:
         }
     elif selectable:
         run.stale += 1
-    return bool(config.patience and run.stale >= config.patience and selectable)
+    may_stop = selectable and (config.stop_epoch is None or run.epoch - 1 > config.stop_epoch)
+    return bool(config.patience and run.stale >= config.patience and may_stop)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -167,10 +168,11 @@ def set_up(
             m.recycle_dropout,
         ).to(device)  # fmt: skip
     parameters = list(model.parameters()) + (list(recycle.parameters()) if recycle else [])
-    optimiser = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    optimiser_class = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    optimiser = optimiser_class(parameters, lr=config.lr, weight_decay=config.weight_decay)
     n_rows = len(training_set.train_rows)
-    total, warmup = config.epochs * n_rows, config.warmup_epochs * n_rows
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: lr_factor(s, total, warmup))
+    total = config.epochs * n_rows
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_lambda(config, n_rows))
     warmup_mhim = config.mhim_warmup_epochs()
     mhim_steps = total - warmup_mhim * n_rows
     m = config.mhim
@@ -206,9 +208,30 @@ def set_up(
     ), path
 
 
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up, then a cosine to 1 % of the base rate (late epochs still learn)."""
+def lr_factor(step: int, total: int, warmup: int, floor: float = 0.01) -> float:
+    """Linear warm-up, then a cosine from 1 to ``floor`` (both relative to the base rate).
+
+    ``step``, ``total`` and ``warmup`` count in one unit: optimiser steps, or epochs. At
+    ``floor`` 0 without warm-up, position ``t`` of ``total`` gives the factor of
+    ``CosineAnnealingLR(T_max=total, eta_min=0)`` after ``t`` of its steps.
+    """
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def lr_lambda(config: TrainingConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning-rate factor per optimiser step, as ``config`` schedules it.
+
+    ``lr_schedule="step"`` moves the cosine after every step (to 1 % of the rate unless
+    ``min_lr`` says otherwise: late epochs still learn); ``"epoch"`` holds the rate for a
+    whole epoch and moves it between epochs, as the reference's per-epoch schedulers do.
+    """
+    floor = 0.01 if config.min_lr is None else config.min_lr / config.lr
+    if config.lr_schedule == "epoch":
+        per_epoch = max(1, steps_per_epoch)
+        return lambda s: lr_factor(s // per_epoch, config.epochs, config.warmup_epochs, floor)
+    total = config.epochs * steps_per_epoch
+    warmup = config.warmup_epochs * steps_per_epoch
+    return lambda s: lr_factor(s, total, warmup, floor)

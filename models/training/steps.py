@@ -65,10 +65,14 @@ def supervised_loss(logits: Tensor, target: BagTarget, settings: LossSettings) -
 def _regularised(
     model: MILModel, h: Tensor, out: MILOutput, target: BagTarget, settings: LossSettings
 ) -> Tensor:
-    loss = supervised_loss(out.logits, target, settings)
+    # A model whose prediction fuses streams (DSMIL) may train its bag stream's own logits.
+    logits = out.logits if out.bag_logits is None else out.bag_logits
+    loss = float(getattr(model, "bag_loss_weight", 1.0)) * supervised_loss(
+        logits, target, settings
+    )
     instance_loss = getattr(model, "instance_loss", None)
-    if callable(instance_loss) and settings.task == "classification":
-        weight = float(getattr(model, "instance_loss_weight", 1.0))
+    weight = float(getattr(model, "instance_loss_weight", 1.0))
+    if callable(instance_loss) and weight > 0 and settings.task == "classification":
         loss = loss + weight * instance_loss(h, out.attention, target.label)
     if settings.aem > 0:
         loss = loss - settings.aem * attention_entropy(out.attention)
@@ -106,10 +110,10 @@ def mhim_step(
     """Loss of one bag under masked hard instance mining.
 
     The teacher scores the whole bag; the salient (and optionally the least relevant)
-    instances and a large random share are masked; the student sees the rest, plus the
-    recycle network's global tokens summarising the randomly masked instances; the loss
-    is the supervised loss plus alpha times the consistency of the student's bag feature
-    with the teacher's.
+    instances and a random share are masked; the student sees the rest, plus the
+    recycle network's global tokens summarising the randomly masked instances and the
+    merge split (``merge_ratio``); the loss is the supervised loss plus alpha times the
+    consistency of the student's bag feature with the teacher's.
     """
     with torch.no_grad():
         # The teacher is kept in eval mode; ``teacher_mode="train"`` runs its forward with
@@ -126,14 +130,10 @@ def mhim_step(
         ratio_low=mhim.mask_ratio_low,
         ratio_random=mhim.mask_ratio_random,
         generator=generator,
+        merge_ratio=mhim.merge_ratio if recycle is not None else 1.0,
     )
     keep = masking.keep.to(x.device)
-    recycled = masking.recycled
-    if mhim.merge_ratio < 1.0 and recycled.numel() > 1:
-        # merge_ratio: only a random share of the randomly masked instances is recycled.
-        share = max(1, round(recycled.numel() * mhim.merge_ratio))
-        recycled = recycled[torch.randperm(recycled.numel(), generator=generator)[:share]]
-    recycled = recycled.sort().values.to(x.device)
+    recycled = masking.recycled.to(x.device)
     tokens = None
     if mhim.recycle_source == "student":
         # The paper's path: the student embeds every instance and the recycled ones
@@ -152,9 +152,11 @@ def mhim_step(
             tokens = recycle(teacher_hidden[recycled])
     out = model.aggregate(h_kept, tokens=tokens)
     loss = _regularised(model, h_kept, out, target, settings)
+    # One softmax per row of H channels, averaged over rows, as the reference: one row
+    # for every model but DSMIL, whose bag feature holds one row per class.
     consistency = consistency_loss(
-        out.bag_feature.flatten(),
-        teacher_out.bag_feature.flatten(),
+        out.bag_feature.reshape(-1, model.hidden_dim),
+        teacher_out.bag_feature.reshape(-1, model.hidden_dim),
         teacher_temperature=mhim.teacher_temperature,
         student_temperature=mhim.student_temperature,
     )

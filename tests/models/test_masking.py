@@ -10,6 +10,7 @@ import torch
 from slidescope.models.training.masking import (
     ceil_count,
     cosine_schedule,
+    floor_count,
     high_score_count,
     high_score_mask,
     low_score_mask,
@@ -100,6 +101,47 @@ def test_mask_bag_single_instance_keeps_it() -> None:
 def test_mask_bag_never_masks_whole_bag() -> None:
     result = mask_bag(torch.rand(4), 0.5, 1.0, 0.5, 0.9, _gen())
     assert result.keep.numel() >= 1
+
+
+@pytest.mark.parametrize(("ratio_random", "merge_ratio"), [(0.0, 0.8), (0.0, 0.9), (0.3, 0.8)])
+def test_merge_split_discards_nothing(ratio_random: float, merge_ratio: float) -> None:
+    """The journal's merge split (``m:modules/mhim_modules/merge.py:158-176``): of the L
+    instances the masks leave, ``int(L * merge_ratio)`` stay and the rest are recycled;
+    only the score masks discard."""
+    n = 257
+    scores = torch.rand(n, generator=_gen(5))
+    result = mask_bag(scores, 0.03, 0.5, 0.1, ratio_random, _gen(6), merge_ratio=merge_ratio)
+    scored = set(result.high.tolist()) | set(result.low.tolist())
+    keep, recycled = set(result.keep.tolist()), set(result.recycled.tolist())
+    assert keep | recycled | scored == set(range(n))
+    assert not keep & recycled
+    assert not keep & scored
+    assert not recycled & scored
+    left = n - len(scored | set(result.random.tolist()))
+    assert result.keep.numel() == int(left * merge_ratio)
+    assert result.merged.numel() == left - result.keep.numel()
+    assert recycled == set(result.merged.tolist()) | (set(result.random.tolist()) - scored)
+
+
+def test_merge_ratio_one_leaves_the_masks_as_they_were() -> None:
+    scores = torch.rand(100, generator=_gen(7))
+    split = mask_bag(scores, 0.02, 0.5, 0.0, 0.6, _gen(8), merge_ratio=1.0)
+    plain = mask_bag(scores, 0.02, 0.5, 0.0, 0.6, _gen(8))
+    assert split.merged.numel() == 0
+    assert torch.equal(split.keep, plain.keep)
+    assert torch.equal(split.recycled, plain.recycled)
+
+
+def test_merge_split_keeps_one_instance() -> None:
+    result = mask_bag(torch.rand(3), 0.0, 1.0, 0.0, 0.0, _gen(), merge_ratio=0.1)
+    assert result.keep.numel() == 1  # int(3 * 0.1) = 0 would leave the student nothing
+    assert result.merged.numel() == 2
+
+
+def test_floor_count_is_robust_to_float_error() -> None:
+    assert floor_count(100, 0.29) == 29  # 100 * 0.29 = 28.999999999999996
+    assert floor_count(35, 0.8) == 28
+    assert floor_count(10, 0.0) == 0
 
 
 def test_cosine_schedule_values() -> None:

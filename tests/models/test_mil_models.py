@@ -6,6 +6,7 @@ import pytest
 import torch
 from slidescope.models.mil import MILModel, MILOutput, create_model, list_models, register_model
 from slidescope.models.mil.nystrom import NystromAttention, iterative_pinv
+from torch.nn import functional as F
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -243,12 +244,52 @@ def test_reference_configurations_match_the_reference_code() -> None:
     assert transmil.attention_layer == 0
     dsmil = create_model("dsmil", 1024, 2, **REFERENCE_KWARGS["dsmil"])
     out = dsmil(torch.randn(20, 1024))
-    # logit fusion: the prediction is the mean of bag and max-instance logits
     h = dsmil.embed(torch.randn(3, 1024))
     assert out.logits.shape == (2,)
-    assert dsmil.logit_fusion
+    assert dsmil.fusion == "probabilities"
+    assert (dsmil.bag_loss_weight, dsmil.instance_loss_weight) == (0.5, 0.5)
     assert not isinstance(dsmil.value, torch.nn.Identity)
     assert h.shape == (3, 512)
+
+
+def _dsmil_streams(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bag stream's logits and the max-pooled instance logits, recomputed."""
+    h = model.embed(x)
+    critical = model.instance_classifier(h).argmax(dim=0)
+    q = model.query(h)
+    weights = torch.softmax(q @ q[critical].T / q.shape[1] ** 0.5, dim=0)
+    bag = model.classifier((weights.T @ model.value(h)).unsqueeze(0)).reshape(-1)
+    return bag, model.instance_classifier(h).max(dim=0).values
+
+
+def test_dsmil_fusions_train_and_predict_as_the_reference() -> None:
+    """ICCV (``v1:main.py:529-531,647-649``): loss ``0.5 CE(bag) + 0.5 CE(max)``,
+    prediction ``0.5 softmax(bag) + 0.5 softmax(max)``. Journal
+    (``m:engines/common_mil.py:26-28,66-67``): ``CE(0.5 (bag + max))`` for both."""
+    from slidescope.models.mil.reference import REFERENCE_KWARGS
+    from slidescope.models.training.steps import BagTarget, LossSettings, plain_step
+
+    torch.manual_seed(0)
+    x = torch.randn(30, 16)
+    label = torch.tensor([1])
+    v1 = create_model("dsmil", 16, 2, **{**REFERENCE_KWARGS["dsmil"], "hidden_dim": 8}).eval()
+    bag, max_logits = _dsmil_streams(v1, x)
+    probs = 0.5 * torch.softmax(bag, 0) + 0.5 * torch.softmax(max_logits, 0)
+    assert torch.allclose(torch.softmax(v1(x).logits, 0), probs, atol=1e-6)
+    loss, _ = plain_step(v1, x, BagTarget(1), LossSettings())
+    expected = 0.5 * F.cross_entropy(bag[None], label) + 0.5 * F.cross_entropy(
+        max_logits[None], label
+    )
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+    journal = create_model(
+        "dsmil", 16, 2, hidden_dim=8, passing_v=True, fusion="logits", instance_loss_weight=0.0
+    ).eval()
+    bag, max_logits = _dsmil_streams(journal, x)
+    fused = 0.5 * (bag + max_logits)
+    assert torch.allclose(journal(x).logits, fused, atol=1e-6)
+    loss, _ = plain_step(journal, x, BagTarget(1), LossSettings())
+    assert loss.item() == pytest.approx(F.cross_entropy(fused[None], label).item(), rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,6 @@ def test_youden_threshold_prefers_the_neutral_point_of_an_optimal_gap() -> None:
     assert youden_threshold(y, score) == 0.5
 
 
-
 def test_youden_threshold_needs_enough_slides_of_each_class() -> None:
     # two slides of a class put the cut anywhere in a gap: the neutral point stands
     y = np.array([1, 0, 0, 1])

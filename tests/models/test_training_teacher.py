@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from slidescope.models.jobs import run_job
 from slidescope.models.training.config import MHIMConfig, TrainingConfig
 from slidescope.models.training.crossval import cross_validate
 from slidescope.models.training.presets import PRESETS, apply_preset, explicit_settings
+from slidescope.models.training.run import select
 from slidescope.models.training.trainer import train
 from training_bags import planted_bags
 
@@ -98,12 +100,47 @@ def test_presets_fill_what_the_user_did_not_say(bags, tmp_path) -> None:
     assert chosen.mhim.recycle_tokens == 1
     assert chosen.model_config == "reference"
     assert chosen.balance == "none"
-    assert chosen.min_epochs == 7  # the preset's 70, capped by the user's 7 epochs
+    assert chosen.stop_epoch == 100  # beyond the user's 7 epochs: no early stop
     assert chosen.preset == "journal-camelyon16-abmil"
-    assert apply_preset(base, "journal-camelyon16-abmil", set()).min_epochs == 70
     assert chosen.to_meta()["preset"] == "journal-camelyon16-abmil"
     for name in PRESETS:
         apply_preset(base, name, set()).validate()
+
+
+def test_a_dsmil_preset_trains_and_is_recorded(bags, tmp_path) -> None:
+    """The ICCV DSMIL command end to end (plain teacher, Adam, per-epoch cosine, the
+    teacher in train mode, the class-row consistency), shrunk to two epochs."""
+    user = _config(bags, tmp_path / "ds.safetensors", model="dsmil")
+    base = _config(bags, tmp_path / "ds.safetensors")
+    config = apply_preset(user, "iccv-camelyon16-dsmil", explicit_settings(user, base))
+    assert config.model_kwargs == {"hidden_dim": 16}
+    result = run_job(train(config))
+    training = read_meta(result.path).training
+    assert training["preset"] == "iccv-camelyon16-dsmil"
+    assert training["optimizer"] == "adam"
+    assert training["lr_schedule"] == "epoch"
+    assert training["teacher_mode"] == "train"
+    assert training["model_kwargs"]["fusion"] == "probabilities"
+    assert read_meta(result.teacher_path).training["method"] == "plain"
+
+
+@pytest.mark.parametrize(
+    ("settings", "stops_at", "kept"),
+    [({}, 2, 1), ({"stop_epoch": 3}, 5, 1), ({"min_epochs": 3}, 4, 3)],
+)
+def test_stop_epoch_delays_the_stop_but_not_the_choice(
+    bags, tmp_path, settings, stops_at, kept
+) -> None:
+    """The reference's stop_epoch: no early stop until the 0-based epoch exceeds it, and
+    the best epoch may come before it; min_epochs limits the choice too."""
+    config = _config(bags, tmp_path / "s.safetensors", epochs=8, patience=1, **settings)
+    run = SimpleNamespace(
+        config=config, history=[], epoch=0, warmup_mhim=0, best_score=None, best_epoch=0,
+        stale=0, best_figures={}, best_state={}, model=torch.nn.Linear(1, 1), teacher=None,
+    )  # fmt: skip
+    aucs = iter([0.9, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
+    stopped = next(e for e in range(1, 9) if select(run, {"val_auc": next(aucs), "val_loss": 1.0}))
+    assert (stopped, run.best_epoch) == (stops_at, kept)
 
 
 def test_selection_waits_for_min_epochs(bags, tmp_path) -> None:

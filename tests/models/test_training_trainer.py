@@ -201,3 +201,37 @@ def test_safe_std_guards_constant_features() -> None:
     assert std[1] == pytest.approx(0.025)  # 1 % of the median 2.5
     assert std[2:].tolist() == [2.0, 4.0, 3.0]
     assert safe_std(np.zeros(3, np.float32)).tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("min_lr", [0.0, 1e-7])
+def test_epoch_schedule_is_the_references_per_epoch_cosine(bags, tmp_path, min_lr) -> None:
+    """``lr_schedule="epoch"``: the rate of ``CosineAnnealingLR(T_max=epochs, eta_min)``
+    stepped once per epoch (``v1:main.py:252-253,606-607``; the journal's timm cosine,
+    ``min_lr`` 1e-7), held through every step of the epoch."""
+    from slidescope.models.training.setup import lr_lambda
+
+    config = _config(
+        bags, tmp_path / "m.safetensors", epochs=5, lr=2e-4, lr_schedule="epoch", min_lr=min_lr
+    )
+    factor = lr_lambda(config, steps_per_epoch=3)
+    optimiser = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, 5, eta_min=min_lr)
+    for epoch in range(5):
+        for step in range(3):
+            assert 2e-4 * factor(epoch * 3 + step) == pytest.approx(
+                optimiser.param_groups[0]["lr"], rel=1e-9, abs=1e-15
+            )
+        optimiser.step()
+        reference.step()
+
+
+def test_step_schedule_and_adamw_stay_the_defaults(bags, tmp_path) -> None:
+    from slidescope.models.training.setup import lr_factor, lr_lambda
+
+    config = _config(bags, tmp_path / "m.safetensors", epochs=2)
+    assert (config.optimizer, config.lr_schedule, config.min_lr) == ("adamw", "step", None)
+    factor = lr_lambda(config, steps_per_epoch=10)
+    assert [factor(s) for s in (0, 7, 19)] == [lr_factor(s, 20, 0) for s in (0, 7, 19)]
+    assert lr_factor(20, 20, 0) == pytest.approx(0.01)  # the 1 % floor
+    with pytest.raises(TrainingConfigError, match="optimizer"):
+        _config(bags, tmp_path / "m.safetensors", optimizer="sgd")

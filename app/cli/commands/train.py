@@ -95,6 +95,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="no epoch before this is kept and training never stops before it",
     )  # fmt: skip
     fit.add_argument(
+        "--stop-epoch", type=int, default=None,
+        help="the reference's stop_epoch: early stopping only once the 0-based epoch "
+        "exceeds it; unlike --min-epochs, any epoch may be kept",
+    )  # fmt: skip
+    fit.add_argument(
         "--selection-metric", default="auto",
         choices=["auto", "auc", "loss", "accuracy", "balanced_accuracy", "c_index"],
         help="validation figure that picks the kept epoch (auto: AUC, balanced accuracy "
@@ -102,6 +107,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     fit.add_argument("--lr", type=float, default=2e-4)
     fit.add_argument("--weight-decay", type=float, default=1e-5)
+    fit.add_argument(
+        "--optimizer", choices=["adamw", "adam"], default="adamw",
+        help="adam: weight decay as an L2 term, as the reference",
+    )  # fmt: skip
+    fit.add_argument(
+        "--lr-schedule", choices=["step", "epoch"], default="step",
+        help="the cosine learning rate moves after every step, or once per epoch (the "
+        "reference)",
+    )  # fmt: skip
+    fit.add_argument(
+        "--min-lr", type=float, default=None,
+        help="learning rate at the end of the cosine (default: 1%% of --lr)",
+    )  # fmt: skip
     fit.add_argument("--warmup-epochs", type=int, default=0, help="learning-rate warm-up")
     fit.add_argument("--balance", choices=["weights", "sampling", "none"], default="weights")
     fit.add_argument("--seed", type=int, default=0)
@@ -158,7 +176,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mhim.add_argument("--recycle-momentum", type=float, default=0.9999, help="query EMA")
     mhim.add_argument(
         "--merge-ratio", type=float, default=1.0,
-        help="share of the randomly masked instances the recycle network summarises",
+        help="with recycling: share of the instances the masks leave that stay instances; "
+        "the rest join the recycled ones (the journal's merge_ratio)",
     )  # fmt: skip
     mhim.add_argument(
         "--recycle-source",
@@ -257,9 +276,13 @@ def _config(args: argparse.Namespace) -> Any:
         epochs=args.epochs,
         patience=args.patience,
         min_epochs=args.min_epochs,
+        stop_epoch=args.stop_epoch,
         selection_metric=args.selection_metric,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
+        lr_schedule=args.lr_schedule,
+        min_lr=args.min_lr,
         warmup_epochs=args.warmup_epochs,
         seed=args.seed,
         device=args.device,

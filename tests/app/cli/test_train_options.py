@@ -18,18 +18,40 @@ def test_preset_fills_the_rest_and_typed_options_win() -> None:
     assert config.method == "plain"  # typed, although it is the option's default
     assert config.epochs == 5
     assert config.model_config == "reference"
-    assert config.mhim.mask_ratio_low == 0.8
+    assert config.mhim.mask_ratio_low == 0.0  # v1:README.md:60, --mask_ratio_l=0.
+    assert config.mhim.mask_ratio_random == 0.5
+    assert (config.optimizer, config.lr_schedule, config.stop_epoch) == ("adam", "epoch", 130)
+    assert config.mhim.teacher_mode == "train"
     assert config.preset == "iccv-camelyon16-abmil"
     plain = _config()
     assert plain.preset is None
     assert plain.model_config == "default"
+    assert (plain.optimizer, plain.lr_schedule, plain.min_lr, plain.stop_epoch) == (
+        "adamw", "step", None, None,
+    )  # fmt: skip
+
+
+def test_typed_optimisation_options_win_over_a_preset() -> None:
+    config = _config(
+        "--preset", "journal-tcga-nsclc-abmil", "--optimizer", "adamw", "--lr-schedule",
+        "step", "--min-lr", "0", "--stop-epoch", "5", "--teacher-mode", "eval",
+        "--model-arg", "dropout=0.1",
+    )  # fmt: skip
+    assert (config.optimizer, config.lr_schedule, config.min_lr) == ("adamw", "step", 0.0)
+    assert config.stop_epoch == 5
+    assert config.mhim.teacher_mode == "eval"
+    assert config.mhim.merge_ratio == 0.8  # the preset's
+    # model arguments merge: the preset's GELU stays beside the typed dropout
+    assert config.model_kwargs == {"act": "gelu", "dropout": 0.1}
 
 
 def test_help_lists_presets_and_models(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = "".join(capsys.readouterr().out.split())  # argparse wraps at hyphens
-    for name in ("iccv-camelyon16-abmil", "iccv-tcga-nsclc-transmil", "journal-camelyon16-abmil"):
+    from slidescope.models.training.presets import preset_names
+
+    for name in preset_names():
         assert name in text
     assert "instance_max" in text
 
@@ -42,6 +64,8 @@ def test_help_lists_presets_and_models(capsys) -> None:
         (["--model-arg", "hidden_dim=1e7"], "65,536"),
         (["--model-arg", "hiden_dim=8"], "its arguments are: hidden_dim"),
         (["--preset", "iccv"], "unknown preset 'iccv'; presets: iccv-camelyon16-abmil"),
+        (["--min-lr", "1"], "min_lr must be in [0, lr=0.0002]"),
+        (["--stop-epoch", "-1"], "stop_epoch must be >= 0"),
         (["--method", "mhim", "--folds", "3", "--teacher-init", "x.safetensors"], "{fold}"),
     ],
 )

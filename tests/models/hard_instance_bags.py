@@ -39,25 +39,33 @@ class HardTask:
 
 def _bag(
     rng: np.random.Generator, task: HardTask, positive: bool, with_easy: bool, dirs: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
+    """One bag and its instances' kinds (0 background, 1 hard, 2 easy)."""
     n = int(rng.integers(task.min_instances, task.max_instances + 1))
     x = rng.normal(size=(n, task.dim))
+    kinds = np.zeros(n, np.int8)
     if positive:
         chosen = rng.choice(n, task.n_easy + task.n_hard, replace=False)
         x[chosen[task.n_easy :]] += task.hard_strength * dirs[1]
+        kinds[chosen[task.n_easy :]] = 1
         if with_easy:
             x[chosen[: task.n_easy]] += task.easy_strength * dirs[0]
+            kinds[chosen[: task.n_easy]] = 2
         else:
             # Without the easy ones the bag still holds n_easy more hard instances, so
             # only the kind of evidence changes, not its amount.
             x[chosen[: task.n_easy]] += task.hard_strength * dirs[1]
-    return x.astype(np.float32)
+            kinds[chosen[: task.n_easy]] = 1
+    return x.astype(np.float32), kinds
 
 
 def hard_instance_task(
-    folder: Path, seed: int, task: HardTask = HardTask()
+    folder: Path, seed: int, task: HardTask = HardTask(), kinds: list[np.ndarray] | None = None
 ) -> tuple[Path, Path, list[np.ndarray], np.ndarray, np.ndarray]:
     """Write the training / validation bags and return the test bags in memory.
+
+    ``kinds``, if given, receives each test bag's instance kinds (0 background, 1 hard,
+    2 easy).
 
     Returns
     -------
@@ -69,7 +77,7 @@ def hard_instance_task(
     rows = []
     for i in range(task.n_train + task.n_val):
         positive = i % 2 == 1
-        x = _bag(rng, task, positive, rng.random() < task.easy_share_train, dirs)
+        x, _ = _bag(rng, task, positive, rng.random() < task.easy_share_train, dirs)
         with h5py.File(folder / f"b{i:03d}.h5", "w") as handle:
             handle.create_dataset("features", data=x)
             handle.attrs["extractor"] = "synthetic"
@@ -81,5 +89,7 @@ def hard_instance_task(
         writer.writerows(rows)
     y = np.arange(task.n_test) % 2
     easy = (y == 1) & (rng.random(task.n_test) < task.easy_share_test)
-    bags = [_bag(rng, task, bool(p), bool(e), dirs) for p, e in zip(y, easy)]
-    return folder, labels, bags, y, easy
+    made = [_bag(rng, task, bool(p), bool(e), dirs) for p, e in zip(y, easy)]
+    if kinds is not None:
+        kinds.extend(k for _, k in made)
+    return folder, labels, [x for x, _ in made], y, easy

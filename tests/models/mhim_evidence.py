@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ MODELS: dict[str, dict[str, Any]] = {
 #: masking (the ICCV version); consistency weight 0.1 and teacher momentum 0.9999 -> 1.
 MHIM = {
     "mask_ratio_high": 0.05,
-    "mask_ratio_high_random": 1.0,
+    # every top instance masked; SLIDESCOPE_EVIDENCE_HIGH_RANDOM=0.5 masks a random half
+    # of them each step, as the reference's r_hr on CAMELYON16
+    "mask_ratio_high_random": float(os.environ.get("SLIDESCOPE_EVIDENCE_HIGH_RANDOM", "1.0")),
     "mask_ratio_random": 0.0,
     "recycle": False,
     "consistency_weight": 0.1,
@@ -51,15 +54,45 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else math.nan
 
 
-def _scores(checkpoint: Path, bags: list[np.ndarray]) -> np.ndarray:
+def _scores(checkpoint: Path, bags: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each bag's positive-class probability, and its instances' attention."""
     import torch
     from slidescope.models.checkpoints import load_checkpoint
 
     model = load_checkpoint(checkpoint).model.eval()
+    scores, attention = [], []
     with torch.no_grad():
-        return np.array(
-            [float(torch.softmax(model(torch.from_numpy(b)).logits, 0)[1]) for b in bags]
-        )
+        for b in bags:
+            out = model(torch.from_numpy(b))
+            scores.append(float(torch.softmax(out.logits, 0)[1]))
+            attention.append(out.attention.numpy())
+    return np.array(scores), attention
+
+
+def _why(
+    attention: dict[str, list[np.ndarray]], kinds: list[np.ndarray], y: np.ndarray
+) -> dict[str, float]:
+    """Where the evidence is looked for, on the test positives.
+
+    - ``teacher_hits_easy``: share of the easy instances that the top ``mask_ratio_high``
+      of the plain model's attention (the teacher MHIM starts from) holds: what MHIM masks.
+    - ``<arm>_on_hard``: attention mass on the hard instances of positives without easy
+      ones (what the model must find when the easy evidence is absent).
+    - ``<arm>_on_easy``: attention mass on the easy instances where they are present.
+    """
+    result: dict[str, float] = {}
+    hits = []
+    for att, kind in zip(attention["plain"], kinds):
+        if (kind == 2).any():
+            top = np.argsort(att)[::-1][: max(1, math.ceil(MHIM["mask_ratio_high"] * len(att)))]
+            hits.append(float((kind[top] == 2).sum() / (kind == 2).sum()))
+    result["teacher_hits_easy"] = float(np.mean(hits))
+    for arm, atts in attention.items():
+        hard = [a[k == 1].sum() for a, k, t in zip(atts, kinds, y) if t and not (k == 2).any()]
+        easy = [a[k == 2].sum() for a, k in zip(atts, kinds) if (k == 2).any()]
+        result[f"{arm}_on_hard"] = float(np.mean(hard))
+        result[f"{arm}_on_easy"] = float(np.mean(easy))
+    return result
 
 
 def _train(folder: Path, labels: Path, out: Path, model: str, **kwargs: Any) -> Path:
@@ -76,11 +109,17 @@ def _train(folder: Path, labels: Path, out: Path, model: str, **kwargs: Any) -> 
     return run_job(train(config)).path
 
 
-def _data(dataset: str, seed: int, work: Path):  # type: ignore[no-untyped-def]
-    if dataset == "hard":
-        from hard_instance_bags import hard_instance_task
+#: the hard task, and the same with an easy instance in every training positive (the
+#: "why" experiment: there plain training never needs the hard evidence)
+HARD_TASKS = {"hard": {}, "hard-all-easy": {"easy_share_train": 1.0}}
 
-        return hard_instance_task(work / "feats", seed)
+
+def _data(dataset: str, seed: int, work: Path, kinds: list[np.ndarray] | None = None):  # type: ignore[no-untyped-def]
+    if dataset in HARD_TASKS:
+        from hard_instance_bags import HardTask, hard_instance_task
+
+        task = HardTask(**HARD_TASKS[dataset])
+        return hard_instance_task(work / "feats", seed, task, kinds)
     import h5py
     from mil_benchmarks import ELEPHANT, MUSK1, benchmark_mimic
 
@@ -104,7 +143,8 @@ def run_seed(model: str, dataset: str, seed: int, work: Path) -> dict[str, float
     import torch
 
     torch.set_num_threads(1)
-    folder, labels, bags, y, easy = _data(dataset, seed, work)
+    kinds: list[np.ndarray] = []
+    folder, labels, bags, y, easy = _data(dataset, seed, work, kinds)
     plain = _train(folder, labels, work / "plain.safetensors", model)
     arms = {
         "plain": plain,
@@ -119,11 +159,14 @@ def run_seed(model: str, dataset: str, seed: int, work: Path) -> dict[str, float
     }  # fmt: skip
     result: dict[str, float] = {}
     hard = ~easy  # negatives and the positives without easy instances
+    attention = {}
     for arm, path in arms.items():
-        scores = _scores(path, bags)
+        scores, attention[arm] = _scores(path, bags)
         result[arm] = _auc(y, scores)
-        if dataset == "hard":
+        if dataset in HARD_TASKS:
             result[f"{arm}_hard"] = _auc(y[hard], scores[hard])
+    if dataset in HARD_TASKS:
+        result.update(_why(attention, kinds, y))
     return result
 
 

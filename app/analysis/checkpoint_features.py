@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slidescope.app.analysis.extract import ExtractConfig, extract_features
+from slidescope.app.analysis.extract import ExtractConfig, extract_features, tissue_fingerprint
 from slidescope.app.analysis.feature_writer import is_up_to_date
 from slidescope.app.jobs import Job
 from slidescope.app.slides.slide import SlideIdentity
@@ -101,4 +101,8 @@ def fitting_features(
 
 
 def geometry_name(config: ExtractConfig) -> str:
-    return f"{config.extractor}-{config.patch_px}px-{config.target_mpp:g}mpp"
+    """The cache folder of one extraction: extractor, patch size, µm/px and tissue rule."""
+    return (
+        f"{config.extractor}-{config.patch_px}px-{config.target_mpp:g}mpp"
+        f"-t{tissue_fingerprint(config)}"
+    )

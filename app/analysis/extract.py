@@ -10,6 +10,7 @@ a killed run resumes where it stopped, and up-to-date files are skipped.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -253,6 +254,17 @@ def _remaining(coords: np.ndarray, written: np.ndarray) -> np.ndarray:
         ((int(x), int(y)) not in done for x, y in coords), dtype=bool, count=len(coords)
     )
     return coords[keep]
+
+
+def tissue_fingerprint(config: ExtractConfig) -> str:
+    """8 hex digits that change with any setting deciding which patches are tissue.
+
+    Part of the analysis cache's folder and result names, so that a changed tissue rule
+    (a new default included) never returns features or results made under the old one.
+    """
+    settings = {"tissue": asdict(config.tissue), "min_tissue": config.min_tissue}
+    text = json.dumps(settings, sort_keys=True)
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:8]
 
 
 def _weights_fingerprint(path: Path | None) -> str | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from slidescope.app.analysis.checkpoint_features import features_for
+from slidescope.app.analysis.checkpoint_features import cache_folder, features_for
 from slidescope.app.analysis.hard_instances import hard_instances
 from slidescope.app.analysis.results_cache import file_sha256, load_result, result_key, save_result
 from slidescope.app.analysis.slide_analysis import SlideAnalysis, empty_analysis
@@ -122,7 +122,7 @@ def analyze_slide(
         else meta.training.get("mask_ratio_high", DEFAULT_MASK_RATIO)
     )
     source = "teacher" if use_teacher else "student"
-    key = result_key(identity, checkpoint_hash, ratio, source)
+    key = result_key(identity, checkpoint_hash, ratio, source, cache_folder(cache_dir, meta).name)
     cached = load_result(cache_dir, key)
     if cached is not None:
         yield Progress(1, 1, f"{identity.slide_id}: results from the cache")

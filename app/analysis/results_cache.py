@@ -3,8 +3,9 @@
 A result is two files in ``<cache_dir>/results/``: ``<key>.npz`` (the per-patch arrays) and
 ``<key>.json`` (everything else). Both are written beside and renamed; the JSON goes last,
 so its presence means the result is whole. The key joins the slide's id and fingerprint,
-the checkpoint's SHA-256 and the hard-instance settings: a changed slide file, a retrained
-checkpoint or another mask ratio never returns a stale result.
+the checkpoint's SHA-256, the hard-instance settings and the feature cache's name: a changed
+slide file, a retrained checkpoint, another mask ratio or a new tissue rule never returns a
+stale result.
 """
 
 from __future__ import annotations
@@ -41,11 +42,16 @@ def result_key(
     checkpoint_hash: str,
     mask_ratio: float,
     score_source: str = "student",
+    features: str = "",
 ) -> str:
-    """The file stem of one slide x checkpoint x hard-instance setting."""
+    """The file stem of one slide x checkpoint x hard-instance setting x feature cache.
+
+    ``features``: the name of the feature cache folder the result was computed from
+    (extractor, geometry and tissue rule), so a changed tissue rule is a new result.
+    """
     return (
         f"{identity.slide_id}-{identity.fingerprint}-{checkpoint_hash[:16]}"
-        f"-r{mask_ratio:.4f}-{score_source}"
+        f"-r{mask_ratio:.4f}-{score_source}{f'-{features}' if features else ''}"
     )
 
 
@@ -78,4 +84,3 @@ def load_result(cache_dir: str | Path, key: str) -> SlideAnalysis | None:
     except (OSError, ValueError, KeyError, TypeError):
         # a damaged cache entry is recomputed, never trusted
         return None
-

@@ -140,9 +140,7 @@ def detect_tissue(
         mask = tissue_mask_from_rgb(image, params, downsample * mpp)
         if region is not None:
             if roi_mode != "intersect":
-                raise SettingsError(
-                    f"roi_mode must be 'replace' or 'intersect', not {roi_mode!r}"
-                )
+                raise SettingsError(f"roi_mode must be 'replace' or 'intersect', not {roi_mode!r}")
             mask &= region.mask(shape, downsample)
     return TissueMask(mask=mask, downsample=downsample, slide_size=slide.dimensions)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from slidescope.app.analysis.checkpoint_features import geometry_name
 from slidescope.app.analysis.extract import ExtractConfig, extract_features
 from slidescope.app.demo.generate import generate_demo_slide, lesions_path_for
 from slidescope.app.demo.layout import planned_lesion_count
@@ -23,7 +24,10 @@ from slidescope.app.jobs import run_job
 SIZE = 6144
 MPP = 0.25
 PATCH_PX, TARGET_MPP = 128, 0.5
-FEATURES = f"features/builtin-{PATCH_PX}px-{TARGET_MPP:g}mpp"
+#: the analysis cache's feature folder for these settings (as the window's cache names it)
+FEATURES = "features/" + geometry_name(
+    ExtractConfig(extractor="builtin", target_mpp=TARGET_MPP, patch_px=PATCH_PX)
+)
 TRAIN_COUNTS = {"glandular": 4, "solid": 2, "normal": 4}
 TEST_COUNTS = {"glandular": 6, "solid": 6, "normal": 4}
 

@@ -53,8 +53,10 @@ def test_keys_separate_slides_checkpoints_and_settings() -> None:
         result_key(IDENTITY, "a" * 64, 0.2),
         result_key(IDENTITY, "a" * 64, 0.1, "teacher"),
         result_key(SlideIdentity("s1", "other", 1000, 800, None), "a" * 64, 0.1),
+        result_key(IDENTITY, "a" * 64, 0.1, features="builtin-256px-0.5mpp-t0123abcd"),
+        result_key(IDENTITY, "a" * 64, 0.1, features="builtin-256px-0.5mpp-t4567ef01"),
     }
-    assert len(keys) == 5
+    assert len(keys) == 7
 
 
 def test_missing_or_damaged_entries_are_not_trusted(tmp_path) -> None:
@@ -82,3 +84,16 @@ def test_file_hash(tmp_path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"abc")
     assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_a_new_tissue_rule_is_a_new_feature_cache() -> None:
+    """Features and results made under another tissue rule are never taken for current."""
+    from slidescope.app.analysis.checkpoint_features import geometry_name
+    from slidescope.app.analysis.extract import ExtractConfig
+    from slidescope.app.analysis.tissue import TissueParams
+
+    now = geometry_name(ExtractConfig())
+    assert now.startswith("builtin-256px-0.5mpp-t")
+    assert geometry_name(ExtractConfig()) == now  # stable
+    assert geometry_name(ExtractConfig(tissue=TissueParams(pen_margin_um=0.0))) != now
+    assert geometry_name(ExtractConfig(min_tissue=0.25)) != now

@@ -18,10 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from slidescope.app.cli.commands._window import require_window
 
-    require_window()
+    # the user's own mistake first: a missing file is named even where no window could open
     for path in args.paths:
         if not Path(path).exists():
             raise SlideNotFoundError(path, "no such file or folder")
+    require_window()
     from slidescope.app.ui.app import run_window
 
     return run_window(list(args.paths))

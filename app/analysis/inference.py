@@ -122,7 +122,9 @@ def analyze_slide(
         else meta.training.get("mask_ratio_high", DEFAULT_MASK_RATIO)
     )
     source = "teacher" if use_teacher else "student"
-    key = result_key(identity, checkpoint_hash, ratio, source, cache_folder(cache_dir, meta).name)
+    key = result_key(
+        identity, checkpoint_hash, ratio, source, cache_folder(Path(cache_dir), meta).name
+    )
     cached = load_result(cache_dir, key)
     if cached is not None:
         yield Progress(1, 1, f"{identity.slide_id}: results from the cache")

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from slidescope.app.slides.errors import CorruptSlideError
 from slidescope.app.slides.tile_cache import TileCache
+from slidescope.app.slides.tile_reader import assemble
 
 # A chunk file larger than this many times its decoded size (plus a little) is no chunk
 _MAX_COMPRESSED_RATIO = 4
@@ -100,24 +101,9 @@ class ChunkFileReader:
         copied once, not cached; a chunk the window only partly covers goes through the
         cache, where the next, neighbouring read finds it.
         """
-        ch, cw = self.chunk
-        out = np.empty((max(y1 - y0, 0), max(x1 - x0, 0), 3), dtype=np.uint8)
-        if out.size == 0:
-            return out
-        for row in range(y0 // ch, (y1 - 1) // ch + 1):
-            ty0 = row * ch
-            sy0, sy1 = max(y0, ty0), min(y1, ty0 + ch)
-            for col in range(x0 // cw, (x1 - 1) // cw + 1):
-                tx0 = col * cw
-                sx0, sx1 = max(x0, tx0), min(x1, tx0 + cw)
-                if sy1 - sy0 == ch and sx1 - sx0 == cw:
-                    block = self._decode(row, col, self._buffer())
-                else:
-                    block = self.tile(row, col)
-                out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = block[
-                    sy0 - ty0 : sy1 - ty0, sx0 - tx0 : sx1 - tx0
-                ]
-        return out
+        return assemble(
+            y0, y1, x0, x1, self.chunk, self.tile, lambda r, c: self._decode(r, c, self._buffer())
+        )
 
     def _buffer(self) -> np.ndarray:
         buffer = getattr(self._local, "buffer", None)

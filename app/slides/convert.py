@@ -177,8 +177,9 @@ def _level_codecs(
         reader = None
         if compression == "jpeg" and level.source_level is not None:
             reader = slide._stored_tiles(level.source_level)
-        if reader is not None and reader.jpeg_tiles().tile == chunk:
-            codecs.append(chunk_codec(compression, chunk, reader.jpeg_tiles(), quality))
+        tiles = reader.jpeg_tiles() if reader is not None else None
+        if tiles is not None and tiles.tile == chunk:
+            codecs.append(chunk_codec(compression, chunk, tiles, quality))
             stored.append(reader)
         else:
             codecs.append(plain)

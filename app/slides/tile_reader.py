@@ -199,29 +199,14 @@ class TileReader:
         only partly covers goes through the small cache, where the next, neighbouring read
         (patches in raster order, panning) finds it.
         """
-        th, tw = self.tile_height, self.tile_width
-        out = np.empty((max(y1 - y0, 0), max(x1 - x0, 0), 3), dtype=np.uint8)
-        if out.size == 0:
-            return out
-        buffer = None
-        caching = self.cache.max_bytes > 0  # a reader without a cache reuses its buffer
-        for row in range(y0 // th, (y1 - 1) // th + 1):
-            ty0 = row * th
-            sy0, sy1 = max(y0, ty0), min(y1, ty0 + th)
-            for col in range(x0 // tw, (x1 - 1) // tw + 1):
-                tx0 = col * tw
-                sx0, sx1 = max(x0, tx0), min(x1, tx0 + tw)
-                if not caching or (sy1 - sy0 == th and sx1 - sx0 == tw):
-                    if buffer is None:
-                        buffer = self._buffer()
-                    index = row * self.tiles_across + col
-                    tile = self._decode_tile(index, row, col, buffer)
-                else:
-                    tile = self.tile(row, col)
-                out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = tile[
-                    sy0 - ty0 : sy1 - ty0, sx0 - tx0 : sx1 - tx0
-                ]
-        return out
+
+        def whole(row: int, col: int) -> np.ndarray:
+            index = row * self.tiles_across + col
+            return self._decode_tile(index, row, col, self._buffer())
+
+        # a reader without a cache decodes every tile into its buffer
+        partial = self.tile if self.cache.max_bytes > 0 else whole
+        return assemble(y0, y1, x0, x1, (self.tile_height, self.tile_width), partial, whole)
 
     def _buffer(self) -> np.ndarray | None:
         """This thread's tile buffer (JPEG RGB tiles only; other codecs allocate)."""
@@ -323,18 +308,25 @@ def assemble(
     x1: int,
     tile_shape: tuple[int, int],
     tile: Callable[[int, int], np.ndarray],
+    whole: Callable[[int, int], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Copy the window ``[y0:y1, x0:x1]`` together from the tiles ``tile(row, col)`` holds."""
+    """Copy the window ``[y0:y1, x0:x1]`` together from the tiles ``tile(row, col)`` holds.
+
+    ``whole(row, col)``, if given, gets the tiles the window covers wholly instead (decoded
+    into a reused buffer, uncached: copied once here, they are not asked for again).
+    """
     out = np.empty((max(y1 - y0, 0), max(x1 - x0, 0), 3), dtype=np.uint8)
     if out.size == 0:
         return out
     th, tw = tile_shape
     for row in range(y0 // th, (y1 - 1) // th + 1):
+        ty0 = row * th
+        sy0, sy1 = max(y0, ty0), min(y1, ty0 + th)
         for col in range(x0 // tw, (x1 - 1) // tw + 1):
-            block = tile(row, col)
-            ty0, tx0 = row * th, col * tw
-            sy0, sy1 = max(y0, ty0), min(y1, ty0 + th)
+            tx0 = col * tw
             sx0, sx1 = max(x0, tx0), min(x1, tx0 + tw)
+            inside = sy1 - sy0 == th and sx1 - sx0 == tw
+            block = whole(row, col) if whole is not None and inside else tile(row, col)
             out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = block[
                 sy0 - ty0 : sy1 - ty0, sx0 - tx0 : sx1 - tx0
             ]

@@ -159,6 +159,71 @@ class ChunkCodec:
         return out
 
 
+# libjpeg's J_COLOR_SPACE for RGB and YCbCr data, and the Adobe (APP14) marker that tells a
+# decoder which of the two a stream holds (transform 0: RGB, 1: YCbCr). TurboJPEG, unlike
+# libjpeg's own API, cannot be told the colour space; the marker tells it.
+_JCS_RGB, _JCS_YCBCR = 2, 3
+_ADOBE = {
+    _JCS_RGB: b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00",
+    _JCS_YCBCR: b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x01",
+}
+
+
+class HalfScaleDecoder:
+    """Decodes a level's JPEG tiles at half their size, for the 2× level below it.
+
+    libjpeg-turbo's scaled decoding (through ``simplejpeg``) computes each 8×8 block's
+    4×4 picture from its DCT coefficients, skipping most of the inverse transform and
+    of the colour conversion: a 240 px Aperio tile decodes at half size in 0.6 of the full
+    decode's time, 0.4 for a 4:2:0 one, and the result is within one grey level of the
+    2×2 mean of the full decode on H&E. Built by :func:`half_scale_decoder`, which checks
+    that on one of the level's own tiles.
+    """
+
+    def __init__(self, tiles: JpegTiles) -> None:
+        marker = b"" if tiles.colorspace is None else _ADOBE[tiles.colorspace]
+        tables = tiles.tables[2:-2] if tiles.tables else b""  # without their SOI and EOI
+        self._prefix = b"\xff\xd8" + marker + tables
+        self.half = tiles.tile // 2
+
+    def decode(self, data: bytes) -> np.ndarray | None:
+        """The tile ``data`` (as the file stores it) at half size, ``(tile/2, tile/2, 3)``.
+
+        None where it cannot be decoded that way (damaged, another size): the caller
+        decodes it in full.
+        """
+        import simplejpeg
+
+        try:
+            pixels = simplejpeg.decode_jpeg(
+                self._prefix + data[2:], min_height=self.half, min_width=self.half
+            )
+        except ValueError:
+            return None
+        return pixels if pixels.shape == (self.half, self.half, 3) else None
+
+
+def half_scale_decoder(
+    tiles: JpegTiles, sample: bytes | None, full: ChunkCodec
+) -> HalfScaleDecoder | None:
+    """A :class:`HalfScaleDecoder` for ``tiles``, or None where it would not be faithful.
+
+    None for colour spaces other than RGB and YCbCr, odd tile sizes, or where ``sample``
+    (one of the level's stored tiles; None: no check possible) decoded at half size differs
+    from the 2×2 mean of ``full``'s decode by more than a grey level on average (a stream
+    whose own markers contradict the TIFF's colour space).
+    """
+    if tiles.colorspace not in (None, *_ADOBE) or tiles.tile % 16 or sample is None:
+        return None
+    decoder = HalfScaleDecoder(tiles)
+    half = decoder.decode(sample)
+    if half is None:
+        return None
+    whole = full.decode(sample).astype(np.uint16)
+    mean = (whole[0::2, 0::2] + whole[1::2, 0::2] + whole[0::2, 1::2] + whole[1::2, 1::2]) / 4
+    return decoder if float(np.abs(mean - half).mean()) <= 1.0 else None
+
+
 def jpeg_quality(data: bytes | None) -> int | None:
     """The IJG quality (1-100) whose luminance table ``data``'s first DQT table is, roughly.
 

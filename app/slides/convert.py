@@ -6,8 +6,11 @@ How it stays correct when stopped at any point:
   ``multiscales`` metadata last, so no NGFF reader sees a pyramid before it is finished,
   and :class:`~slidescope.app.slides.omezarr_slide.OmeZarrSlide` refuses the unfinished
   group with "run convert again";
-- every chunk is encoded here and written to a temporary sibling, then renamed, so a
-  chunk file that exists is whole; a second run only writes the chunks that do not exist.
+- chunk files are written in place, and a journal in the group (``.slidescope-journal``)
+  gets one line per row of blocks once every chunk of it is written; a second run writes
+  the rows the journal lacks again, every chunk of them, and so replaces any chunk a kill
+  cut short. (A temporary file renamed over each chunk would make every file whole by
+  itself, at twice the cost of writing it: as much as decoding a 240 px tile.)
 
 How it stays small: a lossy source (JPEG, JPEG 2000, ...) gives a lossy pyramid unless
 asked otherwise (``--lossless``): a lossless copy of JPEG pixels is 5 to 8 times the
@@ -16,17 +19,16 @@ default chunk), the tiles are stored as they are, without decoding or re-encodin
 (:mod:`slidescope.app.slides.chunk_codec` says how readers decode them), so that level
 costs the source's bytes and no pixel changes.
 
-How it is fast: chunks are computed, encoded and written by a few worker threads
-(decoding, Blosc and file I/O release the GIL), each reading its own window of the source
-through the backend's fast road (:mod:`slidescope.app.slides.pyramid_chunks`), with the
-chunk bytes encoded here rather than through zarr's per-chunk Python path
-(:mod:`slidescope.app.slides.chunk_codec`).
+How it is fast: the pyramid is written in blocks (:mod:`slidescope.app.slides.pyramid_chunks`):
+each takes a square of a level the source has and makes the levels the source lacks below
+it in memory, so every source tile is decoded once, and a stored JPEG tile only at half
+size, for the level below. A few worker threads run blocks side by side (decoding,
+encoding and file I/O release the GIL), with the chunk bytes encoded here rather than
+through zarr's per-chunk Python path (:mod:`slidescope.app.slides.chunk_codec`).
 
-Memory stays bounded: at most ``2 × threads`` chunks are in flight, whatever the slide's
-size. Levels the source has (at 2×, 4×, ... within 2 %) are copied from it: decoding a
-source tile is cheaper than averaging four level-0 chunks (a quarter of the source's tiles
-against 4 ms of arithmetic per output chunk). The others are 2×2 means of the level above,
-read back from the output; a level starts once the level above is whole.
+Memory stays bounded: at most ``2 × threads`` blocks of at most 2048² pixels are in
+flight, whatever the slide's size. Levels the source has (at 2×, 4×, ... within 2 %) are
+copied from it; the others are 2×2 means of the level above.
 """
 
 from __future__ import annotations
@@ -52,13 +54,21 @@ from slidescope.app.slides.chunk_codec import (
 )
 from slidescope.app.slides.errors import SlideError
 from slidescope.app.slides.ngff import NGFF_VERSION, multiscales, omero
-from slidescope.app.slides.pyramid_chunks import ChunkWriter, PyramidLevel, write_atomically
+from slidescope.app.slides.pyramid_chunks import (
+    ChunkWriter,
+    PyramidLevel,
+    Stage,
+    plan_stages,
+    write_atomically,
+)
 from slidescope.app.slides.slide import Slide, slide_id_of
 
 DEFAULT_CHUNK = 512
-# The chunk layout's version, checked on resume: 2 is one (3, chunk, chunk) chunk per file
-# for every compression (1 stored JPEG chunks one channel each).
-LAYOUT = 2
+# The chunk layout's version, checked on resume: 3 is one (3, chunk, chunk) chunk per file
+# for every compression, written in the blocks of pyramid_chunks.plan_stages and journalled
+# (2 renamed every chunk file into place; 1 stored JPEG chunks one channel each).
+LAYOUT = 3
+JOURNAL = ".slidescope-journal"
 
 
 class ConversionError(SlideError):
@@ -216,33 +226,48 @@ def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int
     writer = ChunkWriter(slide, out, levels, codecs, stored)
     total = sum(_ceil(lv.height, chunk) * _ceil(lv.width, chunk) for lv in levels)
     done = 0
-    # Decoding, reordering, encoding and writing a chunk release the GIL (imagecodecs,
-    # Blosc, file I/O), so a few threads share the work; at most ``2 * threads`` chunks
-    # are in flight, which bounds memory. Shut down in ``finally``: a cancelled job
-    # (``close()``) lets the running chunks finish whole and drops the queued ones.
+    journal = Journal(out / JOURNAL)
+    # Decoding, reordering, encoding and writing release the GIL (libjpeg-turbo, Blosc,
+    # file I/O), so a few threads share the blocks; at most ``2 * threads`` are in flight,
+    # which bounds memory. Shut down in ``finally``: a cancelled job (``close()``) lets the
+    # running blocks finish whole and drops the queued ones.
     pool = ThreadPoolExecutor(threads, thread_name_prefix="slidescope-convert")
     try:
-        for index, level in enumerate(levels):
-            folder = out / str(index)
-            _remove_partials(folder)
-            in_flight: deque[tuple[Future[int], str]] = deque()
-            for row in range(_ceil(level.height, chunk)):
-                missing = _missing_chunks(folder, row, _ceil(level.width, chunk))
-                done += _ceil(level.width, chunk) - len(missing)
-                what = f"level {index}, row {row + 1}"
-                for col in missing:
-                    in_flight.append((pool.submit(writer.write, index, row, col), what))
+        for stage in plan_stages(levels, chunk):
+            writer.make_folders(stage)
+            rows, cols = writer.blocks(stage)
+            # (future, progress label, the row it finishes or None)
+            in_flight: deque[tuple[Future[int], str, int | None]] = deque()
+
+            def settle(item: tuple[Future[int], str, int | None], stage: Stage = stage) -> int:
+                future, _about, finishes = item
+                count = future.result()
+                if finishes is not None:  # every block of that row is written: journal it
+                    journal.add(stage.top, finishes)
+                return count
+
+            for row in range(rows):
+                if journal.has(stage.top, row):
+                    done += writer.chunks_in(stage, row)
+                    continue
+                what = f"level {stage.top}, row {row + 1} of {rows}"
+                step = writer.per_task(stage)
+                for col in range(0, cols, step):
+                    part = range(col, min(cols, col + step))
+                    future = pool.submit(writer.write_blocks, stage, row, part)
+                    in_flight.append((future, what, row if part[-1] == cols - 1 else None))
                     while len(in_flight) >= 2 * threads:
-                        future, about = in_flight.popleft()
-                        done += future.result()
-                        yield Progress(done, total, about)
-            # a computed level reads the level above from disk: it must be whole first
+                        item = in_flight.popleft()
+                        done += settle(item)
+                        yield Progress(done, total, item[1])
+            # a stage may read the levels above it back from disk: they must be whole first
             while in_flight:
-                future, about = in_flight.popleft()
-                done += future.result()
-                yield Progress(done, total, about)
+                item = in_flight.popleft()
+                done += settle(item)
+                yield Progress(done, total, item[1])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        journal.close()
     name = slide_id_of(slide.path)
     attrs = dict(group.attrs.asdict())
     attrs["multiscales"] = [multiscales(name, [(lv.width, lv.height) for lv in levels], slide.mpp)]
@@ -250,22 +275,44 @@ def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int
     attrs["slidescope"] = {**attrs["slidescope"], "complete": True}
     # written last, atomically: from here on, readers see a finished pyramid
     _write_attributes(out, attrs)
+    (out / JOURNAL).unlink(missing_ok=True)
+
+
+class Journal:
+    """The rows of blocks a conversion has written whole: one ``"<level> <row>"`` line each.
+
+    Appended to as rows finish; a line cut short by a kill (no newline) does not count,
+    and is cut off when the journal is opened again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: set[tuple[int, int]] = set()
+        data = path.read_bytes() if path.exists() else b""
+        whole = data[: data.rfind(b"\n") + 1]
+        for line in whole.decode("ascii", "replace").splitlines():
+            with contextlib.suppress(ValueError):
+                level, row = map(int, line.split())
+                self.rows.add((level, row))
+        if len(whole) != len(data):
+            write_atomically(path, whole)
+        self._file = path.open("ab")
+
+    def has(self, level: int, row: int) -> bool:
+        return (level, row) in self.rows
+
+    def add(self, level: int, row: int) -> None:
+        self.rows.add((level, row))
+        self._file.write(f"{level} {row}\n".encode())
+        self._file.flush()  # in the OS's hands: a kill of this process loses nothing
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _threads() -> int:
     """Worker threads: 2 to 4, as the machine has cores."""
     return max(2, min(4, os.cpu_count() or 1))
-
-
-def _missing_chunks(folder: Path, row: int, cols: int) -> list[int]:
-    """Columns of chunk-row ``row`` not on disk yet.
-
-    One directory listing per row, not one ``stat`` per chunk.
-    """
-    row_folder = folder / "0" / str(row)
-    row_folder.mkdir(parents=True, exist_ok=True)
-    present = {n for n in os.listdir(row_folder) if not n.startswith(".")}
-    return [col for col in range(cols) if str(col) not in present]
 
 
 def _plan(slide: Slide, chunk: int) -> list[PyramidLevel]:
@@ -293,14 +340,6 @@ def _write_attributes(out: Path, attrs: dict[str, Any]) -> None:
     write_atomically(out / ".zattrs", json.dumps(attrs, indent=2).encode())
 
 
-def _remove_partials(folder: Path) -> None:
-    """Delete the temporary chunk files a killed run left behind."""
-    if folder.is_dir():
-        for leftover in folder.rglob(".*.partial"):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-
-
 def _open_or_create(out: Path, identity: dict[str, Any], settings: dict[str, Any]) -> Any:
     import zarr
 
@@ -324,6 +363,13 @@ def _open_or_create(out: Path, identity: dict[str, Any], settings: dict[str, Any
             raise ConversionError(
                 out,
                 "holds the conversion of a different slide; remove it or choose another output",
+            )
+        if ours.get("layout") != settings["layout"]:
+            raise ConversionError(
+                out,
+                f"was started by another version of SlideScope (chunk layout "
+                f"{ours.get('layout')}, this one writes {settings['layout']}); remove it to "
+                "start over",
             )
         for key, value in settings.items():
             if ours.get(key) != value:

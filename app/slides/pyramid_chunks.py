@@ -1,23 +1,41 @@
-"""The chunks of a converted pyramid: each computed, encoded and written whole, from any thread.
+"""The chunks of a converted pyramid: computed, encoded and written block by block, from any thread.
 
-A level the source has is read from the source through the backend's own read hook (a
-TIFF's tiles decoded directly, without zarr's per-chunk overhead), or, where its JPEG tiles
-are the chunks, copied as they are stored. A level it lacks is
-the 2×2 mean of four chunks of the level above, read back from the output's files.
-Every chunk file is written to a temporary sibling and renamed, so one that exists is whole.
+The converter writes the pyramid in *stages*. A stage starts at one level (its top) and
+takes ``depth`` levels below it along: it is written in *blocks*, squares of
+``2**depth × 2**depth`` chunks of the top level, and each block also writes the chunks of
+the levels below that its pixels halve into, down to one chunk, in memory. So a level the
+source lacks is made from pixels already decoded, not read back and decoded again.
+
+Where a block's pixels come from:
+
+- a level the source has, whose JPEG tiles are the chunks (``stored``): the tiles are
+  copied as they are stored, and decoded only for the level below, at half size straight
+  from the JPEG data (:class:`~slidescope.app.slides.chunk_codec.HalfScaleDecoder`);
+- a level the source has otherwise: read from the source through the backend's own read
+  hook (a TIFF's tiles decoded directly, without zarr's per-chunk overhead);
+- a level the source lacks, at the top of a stage (beyond the depth one block holds):
+  the 2×2 mean of the level above, read back from the output's files.
+
+Chunk files are written in place. A chunk is whole once its ``write`` returned; the
+converter records which rows of blocks are whole in its journal, and a resumed run writes
+every chunk of the others again (:mod:`slidescope.app.slides.convert`).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from slidescope.app.slides.chunk_codec import ChunkCodec
+from slidescope.app.slides.chunk_codec import ChunkCodec, HalfScaleDecoder, half_scale_decoder
 from slidescope.app.slides.slide import Slide
+
+# The most pixels one block spans at the level it starts from (a level read back from the
+# level above spans half of it, as it reads twice that). At 2048 px a block of 240 px
+# chunks makes three levels below its own in memory, and holds at most 12.6 MB of pixels.
+BLOCK_PIXELS = 2048
 
 
 @dataclass(frozen=True)
@@ -29,16 +47,36 @@ class PyramidLevel:
     source_level: int | None  # None: the 2×2 mean of the output level above
 
 
-class ChunkWriter:
-    """Computes, encodes and writes one chunk of the output; safe to call from many threads.
+@dataclass(frozen=True)
+class Stage:
+    """Levels ``top`` to ``top + depth`` of the output, written in blocks of the top level."""
 
-    A level the source has is read from the source through the backend's own fast road
-    (a TIFF's tiles are decoded directly, without zarr's per-chunk overhead); where its
-    JPEG tiles are the chunks (``stored``), their bytes are copied as they are. A level it
-    lacks is the 2×2 mean of the four chunks of the level above, read back from the
-    output's files (already written, whole, in the page cache): that decodes each chunk of
-    the level above once more, cheaper than keeping a strip of every level in memory, and
-    a resumed run needs nothing but what is on disk.
+    top: int
+    depth: int
+
+
+def plan_stages(levels: list[PyramidLevel], chunk: int) -> list[Stage]:
+    """The stages that write ``levels``, top to bottom.
+
+    A stage starts at each level the source has and takes along the computed levels below
+    it, as many as a block of at most :data:`BLOCK_PIXELS` halves into; a computed level
+    beyond that starts a stage of its own.
+    """
+    most = max(0, (BLOCK_PIXELS // chunk).bit_length() - 1)  # chunk << most <= BLOCK_PIXELS
+    stages, top = [], 0
+    while top < len(levels):
+        computed = 0
+        while top + computed + 1 < len(levels) and levels[top + computed + 1].source_level is None:
+            computed += 1
+        read_back = levels[top].source_level is None
+        depth = min(computed, max(0, most - 1) if read_back else most)
+        stages.append(Stage(top, depth))
+        top += depth + 1
+    return stages
+
+
+class ChunkWriter:
+    """Computes, encodes and writes the chunks of one block; safe to call from many threads.
 
     Parameters
     ----------
@@ -69,71 +107,153 @@ class ChunkWriter:
         self.codecs = codecs
         self.stored = stored
         self.chunk = codecs[0].chunk
+        # a stored level's tiles decoded at half size for the level below, where faithful
+        self.half_decoders: list[HalfScaleDecoder | None] = [
+            None if reader is None else _half_decoder(reader, codec)
+            for reader, codec in zip(stored, codecs)
+        ]
         # glass is one colour: its chunks are encoded once per colour and their bytes reused
         self.uniform_chunks: dict[tuple[int, bytes], bytes] = {}
         self.uniform_colours: dict[bytes, bytes] = {}  # their bytes -> (r, g, b)
 
-    def write(self, index: int, row: int, col: int) -> int:
-        """Write chunk (``row``, ``col``) of level ``index``; returns 1 (chunks written)."""
-        level, size = self.levels[index], self.chunk
-        path = f"{self.out}/{index}/0/{row}/{col}"  # a str: pathlib costs 0.1 ms a chunk
-        stored = self.stored[index]
-        if stored is not None:
-            data = stored.stored_tile(row, col)
-            if data is not None:  # the source's JPEG tile is this chunk, bit for bit
-                write_atomically(path, data)
-                return 1
-        y0, y1 = row * size, min(level.height, (row + 1) * size)
-        x0, x1 = col * size, min(level.width, (col + 1) * size)
-        if level.source_level is not None:
+    def blocks(self, stage: Stage) -> tuple[int, int]:
+        """Rows and columns of blocks of ``stage``."""
+        span, top = self.chunk << stage.depth, self.levels[stage.top]
+        return _ceil(top.height, span), _ceil(top.width, span)
+
+    def chunks_in(self, stage: Stage, row: int) -> int:
+        """How many chunks block row ``row`` of ``stage`` writes, all its levels together."""
+        count = 0
+        for step in range(stage.depth + 1):
+            level, per_block = self.levels[stage.top + step], 1 << (stage.depth - step)
+            rows = _ceil(level.height, self.chunk)
+            inside = max(0, min(rows, (row + 1) * per_block) - row * per_block)
+            count += inside * _ceil(level.width, self.chunk)
+        return count
+
+    def make_folders(self, stage: Stage) -> None:
+        """Create the chunk-row folders of the stage's levels (before its blocks run)."""
+        for index in range(stage.top, stage.top + stage.depth + 1):
+            for row in range(_ceil(self.levels[index].height, self.chunk)):
+                os.makedirs(f"{self.out}/{index}/0/{row}", exist_ok=True)
+
+    def per_task(self, stage: Stage) -> int:
+        """Blocks of a row one task writes: a span of about :data:`BLOCK_PIXELS`.
+
+        A one-chunk block (a level copied from the source) is too little work to hand to a
+        thread by itself: the hand-over costs more CPU than copying a tile.
+        """
+        return max(1, BLOCK_PIXELS // (self.chunk << stage.depth))
+
+    def write_blocks(self, stage: Stage, row: int, cols: range) -> int:
+        """Write blocks ``cols`` of block row ``row`` of ``stage``; returns chunks written."""
+        return sum(self.write_block(stage, row, col) for col in cols)
+
+    def write_block(self, stage: Stage, row: int, col: int) -> int:
+        """Write block (``row``, ``col``) of ``stage``, every level of it; returns chunks written."""
+        top, depth = stage.top, stage.depth
+        level, span = self.levels[top], self.chunk << depth
+        y0, x0 = row * span, col * span
+        y1, x1 = min(level.height, y0 + span), min(level.width, x0 + span)
+        written, first = 0, top
+        pixels: np.ndarray | None
+        if self.stored[top] is not None:
+            written, pixels = self._copy_stored(top, y0, y1, x0, x1, halves=depth > 0)
+            first = top + 1
+        elif level.source_level is not None:
             # the backend's read hook: for a TIFF, tiles decoded straight from the file
             pixels = self.slide._read_level(level.source_level, y0, y1, x0, x1)[..., :3]
         else:
-            whole = (y1 - y0, x1 - x0) == (size, size)
-            glass = self._uniform_block(index - 1, 2 * row, 2 * col) if whole else None
-            if glass is not None:  # four chunks of one colour halve to that colour
-                pixels = np.broadcast_to(glass, (size, size, 3))
-            else:
-                above = self._read_block(index - 1, 2 * row, 2 * col)
-                pixels = halve(above[: 2 * (y1 - y0), : 2 * (x1 - x0)])
-        write_atomically(path, self._encode(index, pixels))
-        return 1
+            above = self.levels[top - 1]
+            block = self._read_back(top - 1, 2 * y0, min(above.height, 2 * y1), 2 * x0,
+                                    min(above.width, 2 * x1))  # fmt: skip
+            pixels = shrink(block, y1 - y0, x1 - x0)
+        for index in range(first, top + depth + 1):
+            step = index - top
+            height = min(self.levels[index].height, (y0 >> step) + (span >> step)) - (y0 >> step)
+            width = min(self.levels[index].width, (x0 >> step) + (span >> step)) - (x0 >> step)
+            assert pixels is not None  # None only where the stage has no level below
+            if index > first:
+                pixels = shrink(pixels, height, width)
+            written += self._write_chunks(index, pixels[:height, :width], y0 >> step, x0 >> step)
+        return written
 
-    def _uniform_block(self, index: int, row: int, col: int) -> np.ndarray | None:
-        """The colour of chunks (``row``..``row+1``, ``col``..``col+1``) if all are that one.
+    def _copy_stored(
+        self, index: int, y0: int, y1: int, x0: int, x1: int, halves: bool
+    ) -> tuple[int, np.ndarray | None]:
+        """Copy the stored tiles of level ``index`` in the window as its chunks.
 
-        Recognised by their bytes: a uniform chunk's bytes are the ones this run stored
-        for its colour (a resumed run, which has not seen them yet, decodes instead).
+        With ``halves``, also returns the window's pixels at the level below (half size),
+        each tile decoded at half size where its decoder allows, else in full and averaged.
+        A tile that cannot be copied (damaged, cut short) is decoded through the reader,
+        which names the damage, and encoded.
         """
-        colours = set()
-        for dr in range(2):
-            for dc in range(2):
-                with open(f"{self.out}/{index}/0/{row + dr}/{col + dc}", "rb") as fh:
-                    colour = self.uniform_colours.get(fh.read())
-                if colour is None:
-                    return None
-                colours.add(colour)
-        if len(colours) != 1:
-            return None
-        return np.frombuffer(colours.pop(), np.uint8)
-
-    def _read_block(self, index: int, row: int, col: int) -> np.ndarray:
-        """Chunks (``row``..``row+1``, ``col``..``col+1``) of output level ``index``, padded.
-
-        Returns a ``(2 * chunk, 2 * chunk, 3)`` block; where the level ends it holds the
-        fill value, as zarr's padded edge chunks do.
-        """
-        size, level, codec = self.chunk, self.levels[index], self.codecs[index]
-        block = np.full((2 * size, 2 * size, 3), 255, np.uint8)
-        folder = f"{self.out}/{index}/0"
-        for dr in range(2):
-            for dc in range(2):
-                if (row + dr) * size >= level.height or (col + dc) * size >= level.width:
+        size, reader = self.chunk, self.stored[index]
+        level = self.levels[index]
+        source = level.source_level
+        assert source is not None  # a stored level is one the source has
+        decoder = self.half_decoders[index]
+        half = None
+        if halves:  # the tiles below write every pixel of it
+            half = np.empty((_ceil(y1 - y0, 2), _ceil(x1 - x0, 2), 3), np.uint8)
+        written = 0
+        for row in range(y0 // size, _ceil(y1, size)):
+            for col in range(x0 // size, _ceil(x1, size)):
+                data = reader.stored_tile(row, col)
+                pixels = None
+                if data is None:
+                    ty1 = min(level.height, (row + 1) * size)
+                    tx1 = min(level.width, (col + 1) * size)
+                    pixels = self.slide._read_level(source, row * size, ty1, col * size, tx1)
+                    pixels = pixels[..., :3]
+                    data = self._encode(index, pixels)
+                write_chunk(f"{self.out}/{index}/0/{row}/{col}", data)
+                written += 1
+                if half is None:
                     continue
-                with open(f"{folder}/{row + dr}/{col + dc}", "rb") as fh:
+                small = decoder.decode(data) if decoder is not None and pixels is None else None
+                if small is None:
+                    if pixels is None:
+                        pixels = self.codecs[index].decode(data)
+                    small = shrink(pixels, _ceil(pixels.shape[0], 2), _ceil(pixels.shape[1], 2))
+                hy, hx = (row * size - y0) // 2, (col * size - x0) // 2
+                part = half[hy : hy + small.shape[0], hx : hx + small.shape[1]]
+                part[...] = small[: part.shape[0], : part.shape[1]]
+        return written, half
+
+    def _write_chunks(self, index: int, pixels: np.ndarray, y0: int, x0: int) -> int:
+        """Encode and write the chunks of level ``index`` that ``pixels`` (at ``y0, x0``) holds."""
+        size = self.chunk
+        written = 0
+        for top in range(0, pixels.shape[0], size):
+            for left in range(0, pixels.shape[1], size):
+                part = pixels[top : top + size, left : left + size]
+                path = f"{self.out}/{index}/0/{(y0 + top) // size}/{(x0 + left) // size}"
+                write_chunk(path, self._encode(index, part))
+                written += 1
+        return written
+
+    def _read_back(self, index: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Pixels ``[y0:y1, x0:x1]`` of output level ``index`` (whole), from its chunk files.
+
+        ``y0`` and ``x0`` lie on the chunk grid. A chunk whose bytes are a glass chunk this
+        run stored is filled with its colour instead of decoded.
+        """
+        size, codec = self.chunk, self.codecs[index]
+        rows, cols = _ceil(y1 - y0, size), _ceil(x1 - x0, size)
+        block = np.empty((rows * size, cols * size, 3), np.uint8)
+        folder = f"{self.out}/{index}/0"
+        for dr in range(rows):
+            for dc in range(cols):
+                with open(f"{folder}/{y0 // size + dr}/{x0 // size + dc}", "rb") as fh:
                     data = fh.read()
-                codec.decode(data, block[dr * size : (dr + 1) * size, dc * size : (dc + 1) * size])
-        return block
+                target = block[dr * size : (dr + 1) * size, dc * size : (dc + 1) * size]
+                colour = self.uniform_colours.get(data)
+                if colour is not None:
+                    target[...] = np.frombuffer(colour, np.uint8)
+                else:
+                    codec.decode(data, target)
+        return block[: y1 - y0, : x1 - x0]
 
     def _encode(self, index: int, part: np.ndarray) -> bytes:
         """The bytes of the chunk holding ``part`` (``(y, x, 3)``) as level ``index`` stores them.
@@ -158,6 +278,25 @@ class ChunkWriter:
             self.uniform_chunks[key] = encoded
             self.uniform_colours[encoded] = colour.tobytes()
         return encoded
+
+
+def _half_decoder(reader: Any, codec: ChunkCodec) -> HalfScaleDecoder | None:
+    """The half-size decoder of a stored level, checked on its middle tile."""
+    sample = reader.stored_tile(reader.tiles_down // 2, reader.tiles_across // 2)
+    return half_scale_decoder(reader.jpeg_tiles(), sample, codec)
+
+
+def shrink(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``pixels`` halved (:func:`halve`) to ``(height, width, 3)``.
+
+    Where ``pixels`` is short of ``2 * height`` rows (an odd edge, or a one-pixel-high level,
+    which halves to one pixel as the converter plans its levels), its last row is repeated;
+    the same for columns.
+    """
+    pad_y, pad_x = max(0, 2 * height - pixels.shape[0]), max(0, 2 * width - pixels.shape[1])
+    if pad_y or pad_x:
+        pixels = np.pad(pixels, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
+    return halve(pixels)[:height, :width]
 
 
 def halve(block: np.ndarray) -> np.ndarray:
@@ -188,15 +327,27 @@ def is_uniform(pixels: np.ndarray, colour: np.ndarray) -> bool:
     return bool((rows == expected).all())
 
 
-def write_atomically(path: str | Path, data: bytes) -> None:
-    """Write one chunk file via a temporary sibling: a chunk file that exists is whole."""
-    folder, name = os.path.split(path)
-    partial = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0))
+def write_chunk(path: str, data: bytes) -> None:
+    """Write one chunk file in place (the journal, not a rename, says which ones are whole).
+
+    Writing to a temporary sibling and renaming it costs twice as much as writing in
+    place, as much as decoding a 240 px JPEG tile.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0))
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+
+
+def write_atomically(path: str | Path, data: bytes) -> None:
+    """Write a file via a temporary sibling renamed over it: readers see old or new, whole."""
+    partial = f"{path}.{os.getpid()}.partial"
+    write_chunk(partial, data)
     os.replace(partial, path)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)

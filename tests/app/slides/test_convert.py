@@ -12,7 +12,7 @@ import zarr
 from slidescope.app.cli import main
 from slidescope.app.jobs import run_job
 from slidescope.app.slides import CorruptSlideError, IncompleteConversionError, open_slide
-from slidescope.app.slides.convert import ConversionError, _threads, convert_to_omezarr
+from slidescope.app.slides.convert import JOURNAL, ConversionError, convert_to_omezarr
 
 MPP = 0.5
 CHUNK = 256
@@ -145,33 +145,138 @@ def test_napari_ome_zarr_reads_it_as_rgb_channels(converted: Path) -> None:
     assert meta["scale"] == pytest.approx([MPP, MPP])
 
 
-def test_a_cancelled_conversion_is_refused_then_resumed(source: Path, tmp_path: Path) -> None:
+def chunk_files(out: Path) -> dict[Path, bytes]:
+    return {
+        p.relative_to(out): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def journalled(out: Path, source: Path) -> list[Path]:
+    """The chunk files of the rows the journal holds (their blocks' levels included)."""
+    from slidescope.app.slides.convert import _plan
+    from slidescope.app.slides.pyramid_chunks import plan_stages
+
+    rows = {tuple(map(int, line.split())) for line in (out / JOURNAL).read_text().splitlines()}
+    with open_slide(source) as src:
+        levels = _plan(src, CHUNK)
+    files = []
+    for stage in plan_stages(levels, CHUNK):
+        for step in range(stage.depth + 1):
+            per_block = 1 << (stage.depth - step)
+            folder = out / str(stage.top + step) / "0"
+            for level, row in rows:
+                if level != stage.top:
+                    continue
+                for chunk_row in range(row * per_block, (row + 1) * per_block):
+                    if (folder / str(chunk_row)).is_dir():
+                        files += sorted((folder / str(chunk_row)).iterdir())
+    return files
+
+
+def test_a_cancelled_conversion_is_refused_then_resumed(
+    source: Path, converted: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "resumed.zarr"
-    job = convert_to_omezarr(source, out, chunk=CHUNK)
-    for _ in range(20):  # of 30 + 9 + 4 + 1 chunks
+    job = convert_to_omezarr(source, out, chunk=CHUNK, threads=1)
+    for _ in range(2):  # of 5 tasks (a row of level 0's chunks each), then one of levels 1-3
         next(job)
     job.close()
     with pytest.raises(IncompleteConversionError, match="convert"):
         open_slide(out)
-
-    def chunk_files() -> dict[Path, int]:
-        return {
-            p: p.stat().st_ino
-            for p in out.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
-        }
-
-    before = chunk_files()
-    # the chunks in flight when it was cancelled were finished whole, the queued dropped
-    assert 20 <= len(before) <= 20 + 2 * _threads()
-    assert not list(out.rglob("*.partial"))
+    kept = journalled(out, source)
+    assert 12 <= len(kept) < 30  # whole rows of level 0's chunks
+    stamps = {p: p.stat().st_mtime_ns for p in kept}
     run_job(convert_to_omezarr(source, out, chunk=CHUNK))
-    after = chunk_files()
-    rewritten = [p for p, inode in after.items() if before.get(p) != inode]
-    assert len(after) == 44
-    assert len(rewritten) == 44 - len(before)  # only the missing chunks were written
-    with open_slide(source) as src, open_slide(out) as done:
-        assert np.array_equal(np.asarray(done.levels[0][:, :]), np.asarray(src.levels[0][:, :]))
+    # the rows the journal held were left as they were; the pyramid is the uninterrupted one
+    assert {p: p.stat().st_mtime_ns for p in kept} == stamps
+    assert chunk_files(out) == chunk_files(converted)
+    assert not (out / JOURNAL).exists()
+
+
+KILLED_CONVERSION = """
+import sys, time
+from slidescope.app.jobs import run_job
+from slidescope.app.slides import pyramid_chunks
+from slidescope.app.slides.convert import convert_to_omezarr
+
+write_block = pyramid_chunks.ChunkWriter.write_block
+
+
+def slowly(self, *args):  # time for the test to kill it half way
+    time.sleep(0.05)
+    return write_block(self, *args)
+
+
+pyramid_chunks.ChunkWriter.write_block = slowly
+run_job(convert_to_omezarr(sys.argv[1], sys.argv[2], chunk=int(sys.argv[3]), threads=1))
+"""
+
+
+def test_a_killed_conversion_resumes_to_the_same_pyramid(
+    source: Path, converted: Path, tmp_path: Path
+) -> None:
+    """SIGKILL half way, a chunk of an unfinished row cut short as a kill mid-write leaves
+    it: the second run replaces it, and the pyramid is the uninterrupted one, byte for byte."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed.zarr"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CONVERSION, str(source), str(out), str(CHUNK)]
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and child.poll() is None:
+            if (out / "0/0/2/1").exists():  # rows 0 and 1 done, row 2 (6 chunks) begun
+                break
+            time.sleep(0.01)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode != 0, "the conversion finished before it could be killed"
+    kept = set(journalled(out, source))
+    unfinished = [
+        p for p in out.rglob("*") if p.is_file() and p.parent.parent.name == "0" and p not in kept
+    ]
+    assert unfinished, "no chunk of an unfinished row was on disk"
+    cut = unfinished[0]
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    run_job(convert_to_omezarr(source, out, chunk=CHUNK))
+    assert chunk_files(out) == chunk_files(converted)
+    with open_slide(out) as done, open_slide(converted) as whole:
+        assert np.array_equal(np.asarray(done.levels[0][:, :]), np.asarray(whole.levels[0][:, :]))
+
+
+def test_a_journal_line_cut_short_does_not_count(tmp_path: Path) -> None:
+    from slidescope.app.slides.convert import Journal
+
+    path = tmp_path / JOURNAL
+    path.write_bytes(b"0 0\n0 1\n0 1")  # the kill fell inside "0 12\n"
+    journal = Journal(path)
+    assert journal.has(0, 0)
+    assert journal.has(0, 1)
+    assert not journal.has(0, 12)
+    journal.add(0, 2)
+    journal.close()
+    assert path.read_bytes() == b"0 0\n0 1\n0 2\n"
+
+
+def test_stages_make_the_computed_levels_in_memory() -> None:
+    """A block of at most 2048 px halves into the computed levels below it; a level the
+    source has starts a stage of its own."""
+    from slidescope.app.slides.pyramid_chunks import PyramidLevel, Stage, plan_stages
+
+    one_level = [PyramidLevel(100_000 >> i, 80_000 >> i, 0 if i == 0 else None) for i in range(9)]
+    assert plan_stages(one_level, 240) == [Stage(0, 3), Stage(4, 2), Stage(7, 1)]
+    assert plan_stages(one_level, 512) == [Stage(0, 2), Stage(3, 1), Stage(5, 1), Stage(7, 1)]
+    # an Aperio pyramid: 1×, 4×, 16×, with the 2× and 8× computed
+    aperio = [PyramidLevel(1, 1, s) for s in (0, None, 1, None, 2, None)]
+    assert plan_stages(aperio, 240) == [Stage(0, 1), Stage(2, 1), Stage(4, 1)]
+    every = [PyramidLevel(1, 1, s) for s in (0, 1, 2)]
+    assert plan_stages(every, 512) == [Stage(0, 0), Stage(1, 0), Stage(2, 0)]
 
 
 def test_a_damaged_tile_stops_the_conversion_with_its_error(tmp_path: Path) -> None:
@@ -186,7 +291,6 @@ def test_a_damaged_tile_stops_the_conversion_with_its_error(tmp_path: Path) -> N
     out = tmp_path / "damaged.zarr"
     with pytest.raises(CorruptSlideError, match="zero length"):
         run_job(convert_to_omezarr(path, out, chunk=CHUNK))
-    assert not list(out.rglob("*.partial"))
     with pytest.raises(IncompleteConversionError):
         open_slide(out)
 
@@ -355,6 +459,10 @@ def test_real_aperio_slide_converts(aperio_svs: Path, tmp_path: Path) -> None:
         assert np.array_equal(np.asarray(done.levels[0][:, :]), np.asarray(src.levels[0][:, :]))
         # 2967 -> 1483 -> 741 -> 370 -> 185, computed, in 240 px chunks as the source's tiles
         assert len(done.levels) == 5
+        # level 1: the tiles decoded at half size, then JPEG at the source's quality (70):
+        # as far from the 2×2 mean as a second JPEG generation goes (4.2 either way)
+        level1 = np.asarray(done.levels[1][:, :]).astype(int)
+        assert np.abs(level1 - halve(np.asarray(src.levels[0][:, :]))).mean() < 4.5
     assert (out / "0/0/3/4").read_bytes() == stored_tiles(aperio_svs, 0)[3 * 10 + 4]
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert size < 1.5 * aperio_svs.stat().st_size
@@ -365,6 +473,33 @@ def test_real_aperio_slide_converts(aperio_svs: Path, tmp_path: Path) -> None:
         assert np.array_equal(
             done.read_region(region, 0, (600, 500)), src.read_region(region, 0, (600, 500))
         )
+
+
+@pytest.mark.parametrize("which", ["aperio (RGB, tables in a tag)", "YCbCr 4:2:0"])
+def test_stored_jpeg_tiles_decode_at_half_size_as_their_2x2_mean(
+    which: str, aperio_svs: Path, jpeg_source: Path
+) -> None:
+    import dataclasses
+
+    from slidescope.app.slides.chunk_codec import chunk_codec, half_scale_decoder
+
+    with open_slide(aperio_svs if which.startswith("aperio") else jpeg_source) as slide:
+        reader = slide._stored_tiles(0)
+        tiles = reader.jpeg_tiles()
+        codec = chunk_codec("jpeg", tiles.tile, tiles)
+        data = reader.stored_tile(1, 1)
+    decoder = half_scale_decoder(tiles, data, codec)
+    assert decoder is not None
+    half = decoder.decode(data).astype(int)
+    assert half.shape == (tiles.tile // 2, tiles.tile // 2, 3)
+    assert np.abs(half - halve(codec.decode(data))).mean() < 1
+    assert decoder.decode(data[: len(data) // 3]) is None  # cut short: decoded in full instead
+    if data.startswith(b"\xff\xd8\xff\xe0"):
+        # a JFIF stream in a TIFF that calls its tiles RGB: stored chunks decode as the TIFF
+        # says (the codec is told), the half-size decoder as JFIF says (YCbCr): the check
+        # on a sample sees they differ and refuses it
+        rgb = dataclasses.replace(tiles, colorspace=2)
+        assert half_scale_decoder(rgb, data, chunk_codec("jpeg", tiles.tile, rgb)) is None
 
 
 def test_cli_offers_the_converters_choices() -> None:

@@ -194,19 +194,38 @@ class TileReader:
         """The window ``[y0:y1, x0:x1]`` (inside the level) as ``(h, w, 3)`` uint8.
 
         A tile wholly inside the window is decoded into this thread's reused tile buffer
-        and copied once into the output, and not cached: on random access it would not be
-        asked for again, and keeping it would only push out what might be. A tile the window
-        only partly covers goes through the small cache, where the next, neighbouring read
-        (patches in raster order, panning) finds it.
+        and copied once into the output, and not cached: it would not be asked for again.
+        A tile the window only partly covers is kept in the cache where this thread's
+        reads walk (the window touches or adjoins the tiles of its last read: panning,
+        patches in raster order), for the next read finds it there. Where they jump
+        (random patches), it too is decoded into the buffer and not kept: caching it would
+        only allocate fresh memory for every tile (a page fault per 4 KiB, 10 to 15 % of a
+        decode) and push out what the display may ask for again.
         """
+        th, tw = self.tile_height, self.tile_width
+        tiles = (y0 // th, (y1 - 1) // th, x0 // tw, (x1 - 1) // tw)
+        last = getattr(self._local, "last", None)
+        self._local.last = tiles
+        walking = last is None or (
+            tiles[0] <= last[1] + 1
+            and last[0] <= tiles[1] + 1
+            and tiles[2] <= last[3] + 1
+            and last[2] <= tiles[3] + 1
+        )
 
         def whole(row: int, col: int) -> np.ndarray:
             index = row * self.tiles_across + col
             return self._decode_tile(index, row, col, self._buffer())
 
-        # a reader without a cache decodes every tile into its buffer
-        partial = self.tile if self.cache.max_bytes > 0 else whole
-        return assemble(y0, y1, x0, x1, (self.tile_height, self.tile_width), partial, whole)
+        def kept_or_whole(row: int, col: int) -> np.ndarray:
+            cached = self.cache.get((self.level, row * self.tiles_across + col))
+            return cached if cached is not None else whole(row, col)
+
+        if self.cache.max_bytes <= 0:  # a reader without a cache decodes every tile so
+            partial = whole
+        else:
+            partial = self.tile if walking else kept_or_whole
+        return assemble(y0, y1, x0, x1, (th, tw), partial, whole)
 
     def _buffer(self) -> np.ndarray | None:
         """This thread's tile buffer (JPEG RGB tiles only; other codecs allocate)."""

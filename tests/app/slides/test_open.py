@@ -119,6 +119,32 @@ def test_tile_cache_is_bounded_and_least_recently_used() -> None:
     assert cache.get("huge") is None
 
 
+def test_random_reads_keep_no_tiles_walking_reads_keep_their_edges(tmp_path: Path) -> None:
+    import tifffile
+
+    image = np.random.default_rng(1).integers(0, 255, (2048, 2048, 3)).astype(np.uint8)
+    path = tmp_path / "tiled.tiff"
+    tifffile.imwrite(path, image, tile=(256, 256), compression="jpeg", photometric="rgb")
+    with TiffSlide(path) as slide, TiffSlide(path, cache_bytes=0) as plain:
+        cache = slide._cache
+        reference = plain.read_region((0, 0), 0, (2048, 2048))
+        spots = [(100, 100), (1300, 200), (300, 1400), (1500, 1500), (40, 900)]
+        for x, y in spots:  # far apart: each read jumps (the first one starts a walk)
+            np.testing.assert_array_equal(
+                slide.read_region((x, y), 0, (300, 300)), reference[y : y + 300, x : x + 300]
+            )
+        kept = len(cache)
+        assert kept <= 4  # the first read's edge tiles at most; no jump kept any
+        for x in range(0, 1200, 200):  # panning: each read adjoins the last
+            np.testing.assert_array_equal(
+                slide.read_region((x, 700), 0, (300, 300)), reference[700:1000, x : x + 300]
+            )
+        assert len(cache) > kept
+        hits = cache.hits
+        slide.read_region((1000, 700), 0, (300, 300))  # the last read again: all from cache
+        assert cache.hits > hits
+
+
 def test_tiff_tifffile_cannot_serve_falls_back_to_openslide(tmp_path: Path) -> None:
     # 16-bit RGB tiles are no 8-bit RGB zarr view; OpenSlide reads them (through libtiff).
     import tifffile

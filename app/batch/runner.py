@@ -196,9 +196,12 @@ def _in_child_process(
                 try:
                     outcome = future.result()
                 except BrokenProcessPool:
-                    signal = _exit_signal(children)
+                    # the pool's own thread reaps the dead child: after shutdown() the
+                    # child's exit code is set (reading it before races that thread's
+                    # waitpid and may find nothing)
                     pool.shutdown(wait=True, cancel_futures=True)
                     pool = None
+                    signal = _exit_signal(children)
                     if attempt < max_tries:
                         continue
                     reason = (

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -69,11 +70,20 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def timed_conversion(source: Path, out: Path, compression: str | None) -> tuple[float, float]:
-    """Wall and CPU seconds (all threads of this process) to convert ``source``."""
-    start, cpu = time.perf_counter(), time.process_time()
+def timed_conversion(
+    source: Path, out: Path, compression: str | None
+) -> tuple[float, float, float]:
+    """Wall, CPU and kernel CPU seconds (all threads of this process) to convert ``source``.
+
+    The kernel's share is mostly creating chunk files: ~0.07 ms a file on this machine's
+    ext4 ``/tmp``, ~0.015 ms on tmpfs, and several times that right after many files
+    were deleted there (the file system's deferred work lands on whoever writes next).
+    """
+    start, before = time.perf_counter(), os.times()
     run_job(convert_to_omezarr(source, out, compression=compression))
-    return time.perf_counter() - start, time.process_time() - cpu
+    after = os.times()
+    user, system = after.user - before.user, after.system - before.system
+    return time.perf_counter() - start, user + system, system
 
 
 def compare(
@@ -96,11 +106,13 @@ def compare(
             runs.append((baseline, baseline_cpu, *timed_conversion(source, out, compression)))
         baseline, baseline_cpu = min(r[0] for r in runs), min(r[1] for r in runs)
         seconds, cpu = min(r[2] for r in runs), min(r[3] for r in runs)
+        kernel = min(r[4] for r in runs)
         size = folder_bytes(out) / source.stat().st_size
         chosen = json.loads((out / ".zattrs").read_text())["slidescope"]
         label = f"{chosen['compression']}{' (default)' if compression is None else ''}"
         print(
-            f"  {label:16s} {chosen['chunk']} px chunks: {seconds:5.2f} s (CPU {cpu:5.2f} s); "
+            f"  {label:16s} {chosen['chunk']} px chunks: {seconds:5.2f} s (CPU {cpu:5.2f} s, "
+            f"of which kernel {kernel:4.2f} s); "
             f"decoding its {tiles} level-0 tiles once {baseline:5.2f} s (CPU "
             f"{baseline_cpu:5.2f} s); CPU convert / decode = {cpu / baseline_cpu:.2f} "
             f"(aim <= 1.5); size zarr / source = {size:.2f} (aim <= 1.5)"
@@ -115,7 +127,7 @@ def test_conversion_of_the_demo_slide(tmp_path: Path) -> None:
     source = tmp_path / "demo.tiff"
     run_job(generate_demo_slide(source, 16384, 12288, seed=3))
     print(f"\nconvert a 16384 x 12288 demo slide, {_threads()} worker threads")
-    cpu, size = compare(source, tmp_path, "demo")["jpeg (default)"]
+    cpu, size = compare(source, tmp_path, "demo", repeats=2)["jpeg (default)"]
     assert cpu <= 1.5
     assert size <= 1.5
 

@@ -7,15 +7,13 @@ run): the cost of painting, halving and writing on top of the unavoidable encodi
 
 from __future__ import annotations
 
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import imagecodecs
 import numpy as np
 import pytest
+from child_memory import run_measured
 from slidescope.app.demo.generate import DEFAULT_HEIGHT, DEFAULT_WIDTH, JPEG_QUALITY, TILE
 from slidescope.app.demo.layout import make_layout
 from slidescope.app.demo.render import TileRenderer
@@ -69,10 +67,7 @@ def jpeg_baseline_seconds(tiles: int) -> float:
 def test_demo_slide_default_size(tmp_path: Path) -> None:
     width, height = DEFAULT_WIDTH, DEFAULT_HEIGHT
     out = tmp_path / "demo.tiff"
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", GENERATE, str(out), str(width), str(height)], check=True)
-    seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    seconds, peak_mb, _ = run_measured(GENERATE, str(out), str(width), str(height))
     tiles = tiles_in_pyramid(width, height)
     baseline = jpeg_baseline_seconds(tiles)
     megapixels = width * height / 1e6

@@ -17,9 +17,6 @@ Also: seconds for the whole default demo slide with ``builtin``.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -27,6 +24,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from child_memory import run_measured
 from slidescope.app.analysis.extract import ExtractConfig, extract_features
 from slidescope.app.analysis.patch_reader import PatchReader
 from slidescope.app.analysis.patches import make_patch_grid
@@ -204,31 +202,16 @@ def write_big_slide(path: Path, size: int = 100_000, mpp: float = 0.25) -> Path:
     return path
 
 
-def _peak_rss(code: str) -> float:
-    """Peak resident memory (MiB, the kernel's VmHWM) of a fresh Python running ``code``."""
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True
-    )
-    return float(result.stdout.strip().splitlines()[-1])
-
-
 def test_peak_memory_on_a_100k_slide(tmp_path) -> None:
     slide = write_big_slide(tmp_path / "big.tiff")
     config = "ExtractConfig(batch_size=64, workers=2, device='cpu')"
-    # VmHWM of the new address space: ru_maxrss would carry pytest's peak over fork + exec
-    footer = (
-        "print([int(l.split()[1]) / 1024 for l in open('/proc/self/status') "
-        "if l.startswith('VmHWM')][0])"
-    )
-    baseline = _peak_rss(f"""
+    _, baseline, _ = run_measured(f"""
         import torch
         torch.set_num_threads(2)
         from slidescope.app.analysis.extract import ExtractConfig, build_extractor
         build_extractor({config}, torch.device('cpu'))
-        {footer}
     """)
-    start = time.perf_counter()
-    peak = _peak_rss(f"""
+    seconds, peak, _ = run_measured(f"""
         import torch
         torch.set_num_threads(2)
         from slidescope.app.analysis.extract import ExtractConfig, extract_features
@@ -237,9 +220,7 @@ def test_peak_memory_on_a_100k_slide(tmp_path) -> None:
         path = run_job(extract_features({str(slide)!r}, {str(tmp_path / "features")!r}, {config}))
         with h5py.File(path) as f:
             print('patches', f['features'].shape[0])
-        {footer}
     """)
-    seconds = time.perf_counter() - start
     print(
         f"\n[extract] 100,000 x 100,000 slide: peak RSS {peak:.0f} MiB against {baseline:.0f} "
         f"MiB for imports + extractor alone: ratio {peak / baseline:.2f}; "

@@ -52,7 +52,7 @@ def test_concept_presence_against_abmil(tmp_path: Path, one_torch_thread) -> Non
                 teacher_init=presence, min_epochs=ev.EPOCHS // 2, mhim=dict(ev.MHIM),
             )  # fmt: skip
             for name, path in (("abmil", plain), ("concept_presence", presence), ("+mhim", mhim)):
-                rows[name].append(ev._auc(y, ev._scores(path, bags)))
+                rows[name].append(ev._auc(y, ev._scores(path, bags)[0]))
         print(
             f"\n{dataset}, {SEEDS} seeds, test AUC mean ± sd: "
             + "; ".join(f"{k} {np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}" for k, v in rows.items())

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from slidescope.app.slides.decode_buffer import cached_empty
 from slidescope.app.slides.errors import CorruptSlideError
 from slidescope.app.slides.tile_cache import TileCache
 from slidescope.app.slides.tile_reader import assemble
@@ -108,7 +109,7 @@ class ChunkFileReader:
     def _buffer(self) -> np.ndarray:
         buffer = getattr(self._local, "buffer", None)
         if buffer is None:
-            buffer = np.empty((*self.chunk, 3), np.uint8)
+            buffer = cached_empty((*self.chunk, 3))
             self._local.buffer = buffer
         return buffer
 
@@ -132,7 +133,7 @@ class ChunkFileReader:
     def _decode(self, row: int, col: int, out: np.ndarray | None) -> np.ndarray:
         """Chunk (row, column) as ``(chunk height, chunk width, 3)``, into ``out`` if given."""
         ch, cw = self.chunk
-        block = out if out is not None else np.empty((ch, cw, 3), np.uint8)
+        block = out if out is not None else cached_empty((ch, cw, 3))
         for first in range(0, 3, self.per_chunk):
             data = self._file(first // self.per_chunk, row, col)
             if data is None:

@@ -22,6 +22,7 @@ from typing import Any
 import imagecodecs
 import numpy as np
 from slidescope.app.slides.chunk_codec import JpegTiles
+from slidescope.app.slides.decode_buffer import cached_empty
 from slidescope.app.slides.errors import CorruptSlideError
 from slidescope.app.slides.file_errors import FILE_ERRORS
 from slidescope.app.slides.tile_cache import TileCache
@@ -233,7 +234,7 @@ class TileReader:
             return None
         buffer = getattr(self._local, "buffer", None)
         if buffer is None:
-            buffer = np.empty((self.tile_height, self.tile_width, 3), np.uint8)
+            buffer = cached_empty((self.tile_height, self.tile_width, 3))
             self._local.buffer = buffer
         return buffer
 
@@ -252,7 +253,7 @@ class TileReader:
                         colorspace=colorspace,
                         outcolorspace=outcolorspace,
                         shape=(self.tile_height, self.tile_width),
-                        out=out if out is not None else np.empty(self._tile_shape, np.uint8),
+                        out=out if out is not None else cached_empty(self._tile_shape),
                     )
                 )
             except _DECODE_ERRORS:

@@ -119,6 +119,30 @@ def test_tile_cache_is_bounded_and_least_recently_used() -> None:
     assert cache.get("huge") is None
 
 
+def test_decode_buffers_sit_off_the_32_byte_boundary(tmp_path: Path) -> None:
+    # libjpeg-turbo streams 32-byte-aligned output rows past the cache: every buffer a
+    # tile is decoded into starts 16 bytes off the boundary, whatever numpy hands out
+    import tifffile
+    from slidescope.app.slides.decode_buffer import cached_empty
+
+    for shape in [(256, 256, 3), (240, 240, 3), (1, 1, 3), (7, 5)]:
+        for _ in range(20):
+            array = cached_empty(shape)
+            assert array.ctypes.data % 32 == 16
+            assert array.shape == shape
+            assert array.flags.c_contiguous
+            assert array.flags.writeable
+    image = np.random.default_rng(2).integers(0, 255, (512, 512, 3)).astype(np.uint8)
+    path = tmp_path / "tiled.tiff"
+    tifffile.imwrite(path, image, tile=(256, 256), compression="jpeg", photometric="rgb")
+    with TiffSlide(path, cache_bytes=0) as slide:
+        pixels = slide.read_region((100, 100), 0, (300, 300))  # decodes into the buffer
+        reader = slide._readers[0]
+        assert reader._local.buffer.ctypes.data % 32 == 16
+        expected = tifffile.imread(path)[100:400, 100:400]
+        np.testing.assert_array_equal(pixels, expected)
+
+
 def test_random_reads_keep_no_tiles_walking_reads_keep_their_edges(tmp_path: Path) -> None:
     import tifffile
 

@@ -52,10 +52,12 @@ know the filter.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from slidescope.app.slides.decode_buffer import cached_empty
 
 COMPRESSIONS = ("jpeg", "zstd", "zstd-delta", "lz4", "none")
 LOSSLESS = "zstd"  # the choice of --lossless, and the default for a lossless source
@@ -185,18 +187,27 @@ class HalfScaleDecoder:
         tables = tiles.tables[2:-2] if tiles.tables else b""  # without their SOI and EOI
         self._prefix = b"\xff\xd8" + marker + tables
         self.half = tiles.tile // 2
+        self._local = threading.local()
 
     def decode(self, data: bytes) -> np.ndarray | None:
         """The tile ``data`` (as the file stores it) at half size, ``(tile/2, tile/2, 3)``.
 
-        None where it cannot be decoded that way (damaged, another size): the caller
-        decodes it in full.
+        The pixels lie in this thread's buffer (off the 32-byte boundary, so that they are
+        written through the cache: see :mod:`slidescope.app.slides.decode_buffer`) until
+        its next call: copy them out first. None where the tile cannot be decoded that way
+        (damaged, another size): the caller decodes it in full.
         """
         import simplejpeg
 
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._local.buffer = cached_empty((self.half, self.half, 3))
         try:
             pixels = simplejpeg.decode_jpeg(
-                self._prefix + data[2:], min_height=self.half, min_width=self.half
+                self._prefix + data[2:],
+                min_height=self.half,
+                min_width=self.half,
+                buffer=buffer,
             )
         except ValueError:
             return None

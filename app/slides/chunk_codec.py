@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from slidescope.app.slides.decode_buffer import cached_empty
+from slidescope.app.slides.decode_buffer import thread_buffer
 
 COMPRESSIONS = ("jpeg", "zstd", "zstd-delta", "lz4", "none")
 LOSSLESS = "zstd"  # the choice of --lossless, and the default for a lossless source
@@ -199,9 +199,7 @@ class HalfScaleDecoder:
         """
         import simplejpeg
 
-        buffer = getattr(self._local, "buffer", None)
-        if buffer is None:
-            buffer = self._local.buffer = cached_empty((self.half, self.half, 3))
+        buffer = thread_buffer(self._local, (self.half, self.half, 3))
         try:
             pixels = simplejpeg.decode_jpeg(
                 self._prefix + data[2:],

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from slidescope.app.slides.decode_buffer import cached_empty
+from slidescope.app.slides.decode_buffer import cached_empty, thread_buffer
 from slidescope.app.slides.errors import CorruptSlideError
 from slidescope.app.slides.tile_cache import TileCache
 from slidescope.app.slides.tile_reader import assemble
@@ -107,11 +107,7 @@ class ChunkFileReader:
         )
 
     def _buffer(self) -> np.ndarray:
-        buffer = getattr(self._local, "buffer", None)
-        if buffer is None:
-            buffer = cached_empty((*self.chunk, 3))
-            self._local.buffer = buffer
-        return buffer
+        return thread_buffer(self._local, (*self.chunk, 3))
 
     def _file(self, channel_chunk: int, row: int, col: int) -> bytes | None:
         """The bytes of one chunk file, or None where it is missing (the fill value)."""

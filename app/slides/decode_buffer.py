@@ -17,6 +17,7 @@ every other row starts on the boundary whatever the start, and half the rows sti
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -30,3 +31,11 @@ def cached_empty(shape: tuple[int, ...]) -> np.ndarray:
     raw = np.empty(size + _BOUNDARY + _BOUNDARY // 2, np.uint8)
     start = (_BOUNDARY // 2 - raw.ctypes.data) % _BOUNDARY
     return raw[start : start + size].reshape(shape)
+
+
+def thread_buffer(local: threading.local, shape: tuple[int, ...]) -> np.ndarray:
+    """This thread's reused :func:`cached_empty` buffer of ``shape``, kept in ``local``."""
+    buffer: np.ndarray | None = getattr(local, "buffer", None)
+    if buffer is None:
+        buffer = local.buffer = cached_empty(shape)
+    return buffer

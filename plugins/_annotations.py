@@ -75,12 +75,13 @@ def read_annotation_layers(path: str | list[str]) -> list[LayerData]:
 
 def annotation_layer_data(annotations: AnnotationSet, space: SlideSpace, name: str) -> LayerData:
     """A Shapes layer-data tuple of annotations (level-0 ``(y, x)`` data, placed on the slide)."""
-    from slidescope.app.ui.annotation_layer import FILL_ALPHA, napari_shapes
+    from slidescope.app.ui.annotation_layer import FILL_ALPHA, napari_shapes_of
 
     data, types, edges, faces, classes, ids = [], [], [], [], [], []
-    for a in annotations:
+    every = napari_shapes_of([a.geometry for a in annotations], point_radius=8.0)
+    for a, shapes in zip(annotations, every):
         r, g, b = (c / 255 for c in class_color(a.classification))
-        for vertices, shape_type, filled in napari_shapes(a.geometry, point_radius=8.0):
+        for vertices, shape_type, filled in shapes:
             data.append(vertices)
             types.append(shape_type)
             edges.append((r, g, b, 1.0))

@@ -31,6 +31,7 @@ from slidescope.app.annotations.classes import (
 from slidescope.app.annotations.features import (
     GeoJSONError,
     classification_of,
+    collector_paused,
     iter_features,
     load_json,
 )
@@ -142,8 +143,9 @@ def read_annotations(
             "Features or a Feature)"
         ) from None
     report = RepairReport(path=str(path))
-    annotations = _annotations(features, report)
-    annotations = _repair(annotations, slide_dimensions, report)
+    with collector_paused():  # thousands of geometries and annotations: no cycles among them
+        annotations = _annotations(features, report)
+        annotations = _repair(annotations, slide_dimensions, report)
     report.read = len(annotations)
     identity = data.get(FORMAT_KEY, {}).get("slide_identity") if isinstance(data, dict) else None
     return AnnotationSet(

@@ -6,6 +6,8 @@ annotation readers and writers can share these helpers without importing each ot
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,24 @@ from slidescope.app.errors import SlideScopeError
 
 class GeoJSONError(SlideScopeError):
     """A GeoJSON file cannot be read or is not made of features this app understands."""
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (as it was, after).
+
+    Parsing a large GeoJSON file makes hundreds of thousands of lists and dicts, and each
+    few hundred of them trigger a collection that walks every object the process holds: in
+    the window, with napari's ~250,000, that doubles the time to read 5,000 QuPath polygons
+    (0.85-1.0 s -> 0.45 s without). Nothing the block makes is cyclic garbage.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def classification_of(feature: dict[str, Any]) -> str | None:
@@ -63,7 +83,8 @@ def load_json(path: str | Path) -> Any:
     if not text.strip():
         raise GeoJSONError(f"{path}: the file is empty")
     try:
-        return json.loads(text)
+        with collector_paused():
+            return json.loads(text)
     except UnicodeDecodeError:
         raise GeoJSONError(f"{path}: not a text file, so not GeoJSON") from None
     except json.JSONDecodeError as error:

@@ -13,7 +13,7 @@ level-0 ``(y, x)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -142,13 +142,8 @@ class AnnotationLayer:
                 self.layer.remove_selected()
                 for i in sorted(indices, reverse=True):
                     del self.shape_ids[i]
-            self._add_shapes(
-                [
-                    self.annotations[i]
-                    for i in ids
-                    if i in self.annotations and self._shown(self.annotations[i])
-                ]
-            )
+            # in the set's order (an import's: the file's), not the id set's arbitrary one
+            self._add_shapes([a for a in self.annotations if a.id in ids and self._shown(a)])
         finally:
             self._syncing = False
 
@@ -192,9 +187,10 @@ class AnnotationLayer:
 
     def _add_shapes(self, annotations: list[Annotation]) -> None:
         data, types, edges, faces, ids = [], [], [], [], []
-        for a in annotations:
+        every = napari_shapes_of([a.geometry for a in annotations], self.point_radius)
+        for a, shapes in zip(annotations, every):
             edge, face = self._colors(a)
-            for vertices, shape_type, filled in napari_shapes(a.geometry, self.point_radius):
+            for vertices, shape_type, filled in shapes:
                 data.append(vertices)
                 types.append(shape_type)
                 edges.append(edge)
@@ -420,6 +416,34 @@ class AnnotationLayer:
         self._reconcile_timer.stop()
         if self.layer in self.viewer.layers:
             self.viewer.layers.remove(self.layer)
+
+
+def napari_shapes_of(
+    geometries: Sequence[BaseGeometry], point_radius: float
+) -> list[list[tuple[np.ndarray, str, bool]]]:
+    """:func:`napari_shapes` of each geometry, the plain polygons' (no holes, one part) in
+    one vectorised pass: at 5,000 QuPath polygons, shapely's per-polygon ring access was a
+    third of the time to show them."""
+    array = np.empty(len(geometries), dtype=object)
+    array[:] = list(geometries)
+    plain = np.zeros(len(array), dtype=bool)
+    if len(array):
+        polygon = shapely.get_type_id(array) == shapely.GeometryType.POLYGON
+        plain = polygon & (shapely.get_num_interior_rings(array) == 0)
+    rings = shapely.get_exterior_ring(array[plain])
+    coords, index = shapely.get_coordinates(rings, return_index=True)
+    yx = np.ascontiguousarray(coords[:, ::-1])
+    ends = np.cumsum(np.bincount(index, minlength=len(rings)))
+    starts = ends - np.bincount(index, minlength=len(rings))
+    every: list[list[tuple[np.ndarray, str, bool]]] = []
+    k = 0
+    for geometry, is_plain in zip(geometries, plain):
+        if is_plain:  # the ring without its closing vertex, as napari_shapes gives it
+            every.append([(yx[starts[k] : ends[k] - 1], "polygon", True)])
+            k += 1
+        else:
+            every.append(napari_shapes(geometry, point_radius))
+    return every
 
 
 def napari_shapes(

@@ -100,16 +100,21 @@ def test_import_and_save_against_plain_json(export_file, tmp_path):
 def test_show_and_edit_with_all_shown(export_file, make_napari_viewer):
     import slidescope.app.ui  # noqa: F401 - guards PySide6's refcounts
     from shapely import affinity
-    from slidescope.app.annotations.model import Annotation
+    from slidescope.app.annotations.model import Annotation, AnnotationSet
     from slidescope.app.display.placement import SlideSpace
     from slidescope.app.ui.annotation_layer import AnnotationLayer
 
+    # as in the window: a slide is open, with its (empty) annotation layer, and the user
+    # imports a QuPath export into it (AnnotationSession.import_files)
     viewer = make_napari_viewer()
+    viewer.add_image(np.full((64, 64, 3), 255, np.uint8), rgb=True, name="slide")
+    annotations = AnnotationSet()
+    view = AnnotationLayer(viewer, annotations, SlideSpace((0.25, 0.25)), edge_width=40)
     start = time.perf_counter()
-    annotations, _ = read_annotations(export_file, slide_dimensions=SLIDE)
+    imported, _ = read_annotations(export_file, slide_dimensions=SLIDE)
     t_import = time.perf_counter() - start
     start = time.perf_counter()
-    view = AnnotationLayer(viewer, annotations, SlideSpace((0.25, 0.25)), edge_width=40)
+    annotations.add(list(imported), what="import")
     t_show = time.perf_counter() - start
     assert len(view.layer.data) == N_POLYGONS
 

@@ -218,3 +218,28 @@ def test_slides_alone_keep_annotations_in_the_user_folder_and_import_qupath(
     assert {a.id for a in annotations} == {"q1", "q2"}
     open_and_wait(win, qtbot, path)
     assert len(win.annotation.annotations) == 2
+
+
+def test_shapes_of_many_geometries_are_each_ones_shapes() -> None:
+    """The vectorised pass that draws thousands of plain polygons at once gives what each
+    geometry's own shapes are, in order, holes, points, lines and parts included."""
+    import shapely
+    from slidescope.app.ui.annotation_layer import napari_shapes, napari_shapes_of
+
+    geometries = [
+        shapely.Polygon([(0, 0), (10, 0), (10, 5)]),
+        Point(3, 4),
+        shapely.Polygon([(0, 0), (10, 0), (10, 10), (0, 10)], [[(2, 2), (3, 2), (3, 3)]]),
+        shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(5, 5, 6, 6)]),
+        shapely.LineString([(0, 0), (1, 1)]),
+        shapely.box(20, 20, 30, 40),
+    ]
+    together = napari_shapes_of(geometries, 4.0)
+    assert len(together) == len(geometries)
+    for shapes, geometry in zip(together, geometries):
+        alone = napari_shapes(geometry, 4.0)
+        assert [(t, f) for _, t, f in shapes] == [(t, f) for _, t, f in alone]
+        for (ours, _, _), (theirs, _, _) in zip(shapes, alone):
+            np.testing.assert_array_equal(ours, theirs)
+    assert together[0][0][0].tolist() == [[0, 0], [0, 10], [5, 10]]  # (y, x), not closed
+    assert napari_shapes_of([], 4.0) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,3 +83,31 @@ def test_failed_write_keeps_the_old_file(tmp_path) -> None:
         write_geojson(path, {"type": "FeatureCollection", "features": [object()]})
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.geojson"]
+
+
+def test_reading_pauses_the_collector_and_puts_it_back_as_it_was(tmp_path: Path) -> None:
+    """Parsing runs without the cyclic collector (each collection walks every object of
+    the process: in the window, napari's) and leaves it as the caller had it."""
+    import gc
+
+    from slidescope.app.annotations.features import collector_paused, load_json
+
+    path = tmp_path / "a.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": []}')
+    seen = []
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            with collector_paused():
+                seen.append(gc.isenabled())
+            assert gc.isenabled() is enabled
+            load_json(path)
+            assert gc.isenabled() is enabled
+        gc.enable()
+        with pytest.raises(ZeroDivisionError), collector_paused():
+            1 / 0  # noqa: B018
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False, False]

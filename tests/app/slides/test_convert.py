@@ -603,3 +603,18 @@ def test_the_source_jpeg_quality_is_read_from_its_tables() -> None:
         assert jpeg_quality(bytes(imagecodecs.jpeg8_encode(pixels, level=quality))) == quality
     assert jpeg_quality(b"") is None
     assert jpeg_quality(b"\xff\xd8 no tables \xff\xd9") is None
+
+
+def test_a_small_slide_converts_on_one_thread(aperio_svs: Path) -> None:
+    """Under 4096² px a second thread's hand-overs cost more CPU than its time saves."""
+    from slidescope.app.slides.convert import SMALL_SLIDE_PIXELS, _threads
+
+    with open_slide(aperio_svs) as small:
+        assert small.dimensions[0] * small.dimensions[1] < SMALL_SLIDE_PIXELS
+        assert _threads(small) == 1
+    assert 2 <= _threads() <= 4
+
+    class Big:
+        dimensions = (100_000, 80_000)
+
+    assert _threads(Big()) == _threads()  # type: ignore[arg-type]

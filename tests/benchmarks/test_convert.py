@@ -101,7 +101,7 @@ def _kernel_seconds() -> float:
 def compare(
     source: Path, tmp_path: Path, name: str, repeats: int = 1
 ) -> dict[str, tuple[float, float]]:
-    """{compression: (CPU / decode floor, output / source bytes)}, default first.
+    """{compression: (CPU / decode floor, output / source bytes, user CPU / decode floor)}.
 
     With ``repeats``, the fastest of that many baselines and conversions (a small slide's
     times are a fraction of a second, within the noise of a shared machine).
@@ -119,6 +119,7 @@ def compare(
         baseline, baseline_cpu = min(r[0] for r in runs), min(r[1] for r in runs)
         seconds, cpu = min(r[2] for r in runs), min(r[3] for r in runs)
         kernel = min(r[4] for r in runs)
+        user = min(r[3] - r[4] for r in runs)  # each run's own user share
         size = folder_bytes(out) / source.stat().st_size
         chosen = json.loads((out / ".zattrs").read_text())["slidescope"]
         label = f"{chosen['compression']}{' (default)' if compression is None else ''}"
@@ -127,10 +128,10 @@ def compare(
             f"of which kernel {kernel:5.3f} s); "
             f"decoding its {tiles} level-0 tiles once {baseline:5.2f} s (CPU "
             f"{baseline_cpu:5.2f} s); CPU convert / decode = {cpu / baseline_cpu:.2f} "
-            f"(user only {(cpu - kernel) / baseline_cpu:.2f}) "
+            f"(user only {user / baseline_cpu:.2f}) "
             f"(aim <= 1.5); size zarr / source = {size:.2f} (aim <= 1.5)"
         )
-        figures[label] = (cpu / baseline_cpu, size)
+        figures[label] = (cpu / baseline_cpu, size, user / baseline_cpu)
     return figures
 
 
@@ -140,7 +141,7 @@ def test_conversion_of_the_demo_slide(tmp_path: Path) -> None:
     source = tmp_path / "demo.tiff"
     run_job(generate_demo_slide(source, 16384, 12288, seed=3))
     print(f"\nconvert a 16384 x 12288 demo slide, {_threads()} worker threads")
-    cpu, size = compare(source, tmp_path, "demo", repeats=2)["jpeg (default)"]
+    cpu, size, _user = compare(source, tmp_path, "demo", repeats=2)["jpeg (default)"]
     assert cpu <= 1.5
     assert size <= 1.5
 
@@ -149,17 +150,20 @@ def test_conversion_of_the_demo_slide(tmp_path: Path) -> None:
 def test_conversion_of_a_real_aperio_slide(aperio_svs: Path, tmp_path: Path) -> None:
     """Aperio: 240 px JPEG tiles (RGB, tables in a tag) and no pyramid: levels computed.
 
-    The sample is small (130 tiles, decoded in about 0.04 s), so its ratio is mostly the
-    conversion's fixed costs (opening the slide, five arrays' metadata, the threads); the
-    same tiles at scale are :func:`test_conversion_of_an_aperio_format_slide`. The CPU
-    assertion holds this round's figure so that a regression fails.
+    The sample is small (130 tiles, decoded in about 0.03 s): the levels below are made
+    from a half-size decode of every tile (0.6-0.8 of a full one for these tiles) and 52
+    chunks encoded, then 182 chunk files are written, whose kernel time is the file
+    system's state as much as this run's (0.004-0.05 s on this machine's ext4 ``/tmp``).
+    So the user CPU is held to this round's figure (1.4-1.6; 2-2.6 with zarr's API and two
+    threads) so that a regression fails, and the total to a bound that noise cannot reach.
     """
     reader = pytest.importorskip("napari_ome_zarr")
     print(f"\nconvert {aperio_svs.name} (H&E, {aperio_svs.stat().st_size / 1e6:.1f} MB)")
     figures = compare(aperio_svs, tmp_path, "aperio", repeats=5)
-    cpu, size = figures["jpeg (default)"]
+    cpu, size, user = figures["jpeg (default)"]
     assert size <= 1.5
-    assert cpu <= 4.0
+    assert user <= 2.0
+    assert cpu <= 5.0
     for out in tmp_path.glob("aperio-*-0.zarr"):
         # jpeg too: SlideScope's numcodecs entry point gives every reader the codec
         layers = reader.napari_get_reader(str(out))(str(out))
@@ -212,7 +216,7 @@ def test_conversion_of_an_aperio_format_slide(aperio_svs: Path, tmp_path: Path) 
     with open_slide(source) as slide:  # the tiles decode as Aperio's: RGB, not YCbCr
         assert slide._stored_tiles(0).jpeg_tiles().colorspace == 2
     print(f"\nconvert a one-level 12000 x 12000 slide of Aperio tiles ({_mb(source)})")
-    cpu, size = compare(source, tmp_path, "aperio-format", repeats=2)["jpeg (default)"]
+    cpu, size, _user = compare(source, tmp_path, "aperio-format", repeats=2)["jpeg (default)"]
     assert size <= 1.5
     assert cpu <= 2.5
 
@@ -240,7 +244,7 @@ def test_conversion_of_a_one_level_jpeg_slide(aperio_svs: Path, tmp_path: Path) 
         resolutionunit="CENTIMETER",
     )
     print(f"\nconvert a one-level 12000 x 12000 JPEG slide ({_mb(source)})")
-    cpu, size = compare(source, tmp_path, "one-level", repeats=2)["jpeg (default)"]
+    cpu, size, _user = compare(source, tmp_path, "one-level", repeats=2)["jpeg (default)"]
     assert size <= 1.5
     assert cpu <= 2.5
 

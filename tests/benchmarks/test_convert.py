@@ -216,9 +216,12 @@ def test_conversion_of_an_aperio_format_slide(aperio_svs: Path, tmp_path: Path) 
     with open_slide(source) as slide:  # the tiles decode as Aperio's: RGB, not YCbCr
         assert slide._stored_tiles(0).jpeg_tiles().colorspace == 2
     print(f"\nconvert a one-level 12000 x 12000 slide of Aperio tiles ({_mb(source)})")
-    cpu, size, _user = compare(source, tmp_path, "aperio-format", repeats=2)["jpeg (default)"]
+    cpu, size, user = compare(source, tmp_path, "aperio-format", repeats=2)["jpeg (default)"]
     assert size <= 1.5
-    assert cpu <= 2.5
+    # user CPU: this round's 1.6-1.7 with room for noise; the total carries the file
+    # system's kernel time besides (0.24-0.34 s for these 3,364 files on this ext4)
+    assert user <= 2.5
+    assert cpu <= 3.5
 
 
 @pytest.mark.benchmark
@@ -244,9 +247,10 @@ def test_conversion_of_a_one_level_jpeg_slide(aperio_svs: Path, tmp_path: Path) 
         resolutionunit="CENTIMETER",
     )
     print(f"\nconvert a one-level 12000 x 12000 JPEG slide ({_mb(source)})")
-    cpu, size, _user = compare(source, tmp_path, "one-level", repeats=2)["jpeg (default)"]
+    cpu, size, user = compare(source, tmp_path, "one-level", repeats=2)["jpeg (default)"]
     assert size <= 1.5
-    assert cpu <= 2.5
+    assert user <= 2.5  # as for the Aperio-format slide
+    assert cpu <= 3.5
 
 
 def _mb(path: Path) -> str:

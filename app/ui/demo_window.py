@@ -80,21 +80,16 @@ def run_demo(
     then closed (for machines without a person in front of them, e.g. under Xvfb); the
     return value is 1 when that does not happen within ``timeout_s``.
     """
-    from slidescope.app.ui.singleton_guard import guard_singletons
+    from slidescope.app.ui.app import open_window
 
-    guard_singletons()
-    import os
-
-    os.environ.setdefault("NAPARI_ASYNC", "1")
-    import napari
-    from slidescope.app.ui.main_window import SlideScopeWindow
-
-    window = SlideScopeWindow()
+    window = open_window()  # first: it sets napari's options before napari is imported
     start_demo(window, out_dir, seed)
     status = {"code": 0}
     if screenshot is not None:
         _close_when_shown(window, Path(screenshot), timeout_s, status)
     if event_loop:
+        import napari
+
         napari.run()
     return status["code"]
 

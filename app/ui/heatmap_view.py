@@ -25,6 +25,7 @@ from slidescope.app.display.heatmap_layers import (
     legend_stops,
 )
 from slidescope.app.display.placement import SlideSpace, shapes_placement
+from slidescope.app.ui.napari_access import layers_changed_together
 from slidescope.app.ui.widgets.canvas_overlays import CanvasOverlays
 
 TITLES = dict(LAYER_KINDS)
@@ -152,9 +153,13 @@ class HeatmapView:
             self.viewer.layers.remove(layer)
 
     def clear(self) -> None:
-        for name in list(self.layers):
-            self._remove(name)
-        self.clear_target()
+        if self.layers or self.target is not None:
+            # one scene-graph update for them all (napari's costs a gc.collect(), even
+            # for a batch that removed nothing: hence only when there is something)
+            with layers_changed_together(self.viewer):
+                for name in list(self.layers):
+                    self._remove(name)
+                self.clear_target()
         self.refresh_legend()
 
     def refresh_legend(self) -> None:

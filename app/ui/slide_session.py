@@ -27,6 +27,7 @@ from slidescope.app.display.tile_cache import DEFAULT_CACHE_BYTES, TileCache
 from slidescope.app.jobs import Job
 from slidescope.app.project.project import Project, is_slide_path
 from slidescope.app.ui.background import BackgroundJobs
+from slidescope.app.ui.napari_access import layers_changed_together
 from slidescope.app.ui.navigation import Navigation
 from slidescope.app.ui.slide_catalog import SlideCatalog
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
@@ -223,6 +224,13 @@ class SlideSession:
 
     def close_slide(self, keep: Any = None) -> None:
         """Take the current slide off screen, close its file and free its tiles."""
+        if self.current is None:
+            return
+        # its layer, its annotations' and its heatmaps' leave in one scene-graph update
+        with layers_changed_together(self.viewer):
+            self._close_slide(keep)
+
+    def _close_slide(self, keep: Any) -> None:
         shown, self.current = self.current, None
         if shown is None:
             return

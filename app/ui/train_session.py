@@ -30,6 +30,7 @@ from slidescope.app.training.finetune import FinetuneOutcome, FinetuneRequest, T
 from slidescope.app.training.finetune import finetune as finetune_job
 from slidescope.app.training.review_queue import ReviewCursor, review_queue
 from slidescope.app.ui.heatmap_view import napari_colormap
+from slidescope.app.ui.napari_access import layers_changed_together
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.train_dock import SlideRow, TrainDock
 from slidescope.models.training.finetune_settings import FinetuneSettings
@@ -231,9 +232,12 @@ class TrainSession:
         self.marks["compared"] = time.perf_counter()
 
     def remove_comparison(self) -> None:
-        for layer in self.comparison:
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
+        if not self.comparison:
+            return
+        with layers_changed_together(self.viewer):
+            for layer in self.comparison:
+                if layer in self.viewer.layers:
+                    self.viewer.layers.remove(layer)
         self.comparison = []
 
     def keep(self) -> None:

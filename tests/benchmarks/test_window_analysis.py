@@ -50,7 +50,7 @@ def _open_to_heatmaps(window, qtbot, path: Path) -> tuple[float, int]:
 
 
 def test_analyse_the_demo_in_the_window(make_napari_viewer, qtbot, tmp_path, monkeypatch):
-    from slidescope.app.ui.app import freeze_startup_objects
+    from slidescope.app.ui.app import freeze_startup_objects, import_in_background
     from slidescope.app.ui.main_window import SlideScopeWindow
 
     for name in ("CONFIG", "CACHE", "DATA"):  # never the user's own folders or cache
@@ -63,6 +63,7 @@ def test_analyse_the_demo_in_the_window(make_napari_viewer, qtbot, tmp_path, mon
     viewer.window._qt_window.resize(1600, 1000)
     window = SlideScopeWindow(viewer)
     freeze_startup_objects(window)  # as the application's window does (app.open_window)
+    import_in_background()
     try:
         cold, _ = _open_to_heatmaps(window, qtbot, first.path)
         warm, patches = _open_to_heatmaps(window, qtbot, second.path)

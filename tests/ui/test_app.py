@@ -69,3 +69,19 @@ def test_open_a_missing_file_is_an_error_without_a_window(windows, tmp_path, cap
     assert main(["open", str(tmp_path / "nope.svs")]) == 2
     assert "nope.svs" in capsys.readouterr().err
     assert windows == []
+
+
+def test_first_slide_imports_run_on_a_thread(tmp_path, monkeypatch):
+    import sys
+
+    from slidescope.app.ui.app import import_in_background
+
+    (tmp_path / "slidescope_probe_module.py").write_text(
+        "import threading\nWHERE = threading.current_thread().name\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    thread = import_in_background(("slidescope_probe_module", "no_such_module_here"))
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert sys.modules["slidescope_probe_module"].WHERE == "slidescope-imports"
+    assert "no_such_module_here" not in sys.modules  # missing: left to the caller, no error

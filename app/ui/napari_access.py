@@ -67,7 +67,8 @@ def layers_changed_together(viewer: Any) -> Iterator[None]:
     Outside a batch, napari's canvas runs a full ``gc.collect()`` after every layer removal
     (a guard against a Windows OpenGL driver bug): with napari's ~250,000 objects that is
     0.3 s a layer, and switching slides removes three (slide, annotations, heatmap). In a
-    batch (``LayerList.batched_update``, public but undocumented) it runs once, at the end.
+    batch (``LayerList.batched_update``, public but undocumented) it runs once, at the end
+    -- even for a batch that changed nothing, so enter one only with something to remove.
     Nested blocks batch with the outermost: napari's own batch does not nest.
     """
     layers = _real(viewer).layers

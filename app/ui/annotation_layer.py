@@ -429,7 +429,7 @@ def napari_shapes_of(
     plain = np.zeros(len(array), dtype=bool)
     if len(array):
         polygon = shapely.get_type_id(array) == shapely.GeometryType.POLYGON
-        plain = polygon & (shapely.get_num_interior_rings(array) == 0)
+        plain = polygon & (shapely.get_num_interior_rings(array) == 0) & ~shapely.is_empty(array)
     rings = shapely.get_exterior_ring(array[plain])
     coords, index = shapely.get_coordinates(rings, return_index=True)
     yx = np.ascontiguousarray(coords[:, ::-1])

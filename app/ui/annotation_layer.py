@@ -433,8 +433,9 @@ def napari_shapes_of(
     rings = shapely.get_exterior_ring(array[plain])
     coords, index = shapely.get_coordinates(rings, return_index=True)
     yx = np.ascontiguousarray(coords[:, ::-1])
-    ends = np.cumsum(np.bincount(index, minlength=len(rings)))
-    starts = ends - np.bincount(index, minlength=len(rings))
+    counts = np.bincount(index, minlength=len(rings))
+    ends = np.cumsum(counts)
+    starts = ends - counts
     every: list[list[tuple[np.ndarray, str, bool]]] = []
     k = 0
     for geometry, is_plain in zip(geometries, plain):

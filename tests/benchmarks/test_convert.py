@@ -100,7 +100,7 @@ def _kernel_seconds() -> float:
 
 def compare(
     source: Path, tmp_path: Path, name: str, repeats: int = 1
-) -> dict[str, tuple[float, float]]:
+) -> dict[str, tuple[float, float, float]]:
     """{compression: (CPU / decode floor, output / source bytes, user CPU / decode floor)}.
 
     With ``repeats``, the fastest of that many baselines and conversions (a small slide's

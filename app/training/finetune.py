@@ -30,6 +30,7 @@ from slidescope.app.slides.slide import SlideIdentity
 from slidescope.app.training.annotation_input import load_regions
 from slidescope.app.training.patch_labels import (
     LABEL_RULE,
+    LABELS_ONLY_CAUTION,
     PATCH_RULE,
     AnnotationLabelError,
     PatchLabels,
@@ -135,12 +136,16 @@ class PreparedSlide:
 
 @dataclass
 class FinetunePlan:
-    """A checked request: the base's metadata, the output classes and the slides."""
+    """A checked request: the base's metadata, the output classes and the slides.
+
+    ``cautions``: what the run can do but may do badly (said before it starts).
+    """
 
     request: FinetuneRequest
     meta: CheckpointMeta
     class_names: list[str]
     slides: list[PreparedSlide]
+    cautions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -203,7 +208,8 @@ def prepare_finetune(request: FinetuneRequest) -> FinetunePlan:
             problems.append(str(error))
     if problems:
         raise FinetuneInputError("; ".join(problems))
-    return FinetunePlan(request, meta, class_names, prepared)
+    cautions = [] if any(p.regions for p in prepared) else [LABELS_ONLY_CAUTION]
+    return FinetunePlan(request, meta, class_names, prepared, cautions)
 
 
 def _prepare_slide(
@@ -255,15 +261,18 @@ def _prepare_slide(
     return PreparedSlide(slide, identity, label, source, regions, sha)
 
 
-def finetune(request: FinetuneRequest) -> Job[FinetuneOutcome]:
+def finetune(request: FinetuneRequest, plan: FinetunePlan | None = None) -> Job[FinetuneOutcome]:
     """Fine-tune a model on annotated slides (a job: yields Progress, returns the outcome).
+
+    ``plan``: ``request``'s, when the caller prepared it already (to show its cautions).
 
     Raises
     ------
     FinetuneInputError
         Before anything is computed, for every bad input at once.
     """
-    plan = prepare_finetune(request)
+    if plan is None or plan.request is not request:
+        plan = prepare_finetune(request)
     meta, class_names = plan.meta, plan.class_names
     bags: list[FinetuneBag] = []
     counts: dict[str, dict[str, int]] = {}

@@ -57,6 +57,24 @@ def _project(folder: Path, slides: list[tuple[Path, bool]]) -> Path:
     return folder
 
 
+def test_the_dock_cautions_while_no_ticked_slide_has_regions(qtbot) -> None:
+    from qtpy.QtCore import Qt
+    from slidescope.app.ui.widgets.train_dock import SlideRow, TrainDock
+
+    dock = TrainDock()
+    qtbot.addWidget(dock)
+    dock.set_slides([SlideRow("a", "lesion", 0), SlideRow("b", "normal", 0)])
+    assert not dock.caution.isHidden()
+    assert "slide labels alone" in dock.caution.text()
+    dock.set_slides([SlideRow("a", None, 3), SlideRow("b", "normal", 0)])
+    assert dock.caution.isHidden()
+    dock.slides_table.item(0, 0).setCheckState(Qt.Unchecked)  # untick the annotated one
+    assert dock.ticked() == ["b"]
+    assert not dock.caution.isHidden()
+    dock.slides_table.item(1, 0).setCheckState(Qt.Unchecked)  # nothing ticked: nothing to say
+    assert dock.caution.isHidden()
+
+
 def test_train_dock_fine_tunes_and_shows_before_and_after(
     window_factory, tiny_slides, tmp_path, qtbot
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,12 @@ def _project_slides(args: argparse.Namespace) -> tuple[Any, list[Any]]:
 def run(args: argparse.Namespace) -> int:
     """Fine-tune and print where the new version went, its lineage and figures."""
     from slidescope.app.cli.progress import run_with_progress
-    from slidescope.app.training.finetune import FinetuneRequest, TrainingSlide, finetune
+    from slidescope.app.training.finetune import (
+        FinetuneRequest,
+        TrainingSlide,
+        finetune,
+        prepare_finetune,
+    )
 
     project = None
     labels = read_labels_csv(args.labels)
@@ -192,7 +198,10 @@ def run(args: argparse.Namespace) -> int:
         add_classes=list(args.add_class), class_map=dict(args.class_map),
         outside_class=args.outside_class,
     )  # fmt: skip
-    outcome = run_with_progress(finetune(request), f"finetune ({args.method})", args.quiet)
+    plan = prepare_finetune(request)
+    for caution in plan.cautions:
+        print(f"caution: {caution}", file=sys.stderr)
+    outcome = run_with_progress(finetune(request, plan), f"finetune ({args.method})", args.quiet)
     print_outcome(outcome)
     if project is not None:
         version = project.add_model_version(outcome.result.path, base=base_name)

@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from slidescope.app.training.patch_labels import LABEL_RULE, PATCH_RULE
+from slidescope.app.training.patch_labels import LABEL_RULE, LABELS_ONLY_CAUTION, PATCH_RULE
 from slidescope.models.training.finetune_settings import VALIDATION_RULE
 
 
@@ -68,6 +68,7 @@ class TrainDock(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("slidescope-train")
+        self._regions: dict[str, int] = {}  # slide id -> its regions, as listed
         layout = QVBoxLayout(self)
         layout.addWidget(self._models_box())
         layout.addWidget(self._slides_box())
@@ -103,18 +104,34 @@ class TrainDock(QWidget):
         box = QGroupBox("Slides to learn from")
         self.slides_table = QTableWidget(0, 3)
         self.slides_table.setHorizontalHeaderLabels(["Slide", "Label", "Regions"])
-        self.slides_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        # the dock is ~270 px wide: the label and count take what they need, the name the
+        # rest (elided in the middle, whole in its tooltip), and nothing scrolls sideways
+        header = self.slides_table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeToContents)
+        self.slides_table.setTextElideMode(Qt.ElideMiddle)
+        self.slides_table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.slides_table.verticalHeader().setVisible(False)
         self.slides_table.setToolTip(f"Patch labels: {PATCH_RULE}.\nSlide labels: {LABEL_RULE}.")
         self.slides_table.setMinimumHeight(70)
+        self.slides_table.itemChanged.connect(self._ticks_changed)
+        # said before Start, while the pathologist can still outline a few lesions
+        self.caution = QLabel(LABELS_ONLY_CAUTION)
+        self.caution.setWordWrap(True)
+        self.caution.setStyleSheet("color: #e0a030;")
+        self.caution.setVisible(False)
         inner = QVBoxLayout(box)
         inner.addWidget(self.slides_table)
+        inner.addWidget(self.caution)
         return box
 
     def _settings_box(self) -> QGroupBox:
         box = QGroupBox("Fine-tuning")
         form = QFormLayout(box)
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # labels above in a thin column
+        form.setRowWrapPolicy(
+            QFormLayout.RowWrapPolicy.WrapLongRows
+        )  # labels above in a thin column
         self.method = QComboBox()
         self.method.addItems(["plain", "mhim", "aem"])
         self.epochs = QSpinBox()
@@ -194,9 +211,11 @@ class TrainDock(QWidget):
 
     def set_slides(self, rows: list[SlideRow]) -> None:
         """List the project's slides, ticking those with a label or regions."""
+        self._regions = {row.slide_id: row.regions for row in rows}
         self.slides_table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             name = QTableWidgetItem(row.slide_id)
+            name.setToolTip(row.slide_id)
             name.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
             usable = bool(row.label) or row.regions > 0
             name.setCheckState(Qt.Checked if usable else Qt.Unchecked)
@@ -205,14 +224,20 @@ class TrainDock(QWidget):
                 item = QTableWidgetItem(text)
                 item.setFlags(Qt.ItemIsEnabled)
                 self.slides_table.setItem(i, column, item)
+        self._ticks_changed()
+
+    def _ticks_changed(self, _item: QTableWidgetItem | None = None) -> None:
+        """Show the caution while the ticked slides have no regions between them."""
+        ticked = self.ticked()
+        self.caution.setVisible(bool(ticked) and not any(self._regions.get(s) for s in ticked))
 
     def ticked(self) -> list[str]:
         """The slide ids ticked for training."""
         table = self.slides_table
         return [
-            table.item(i, 0).text()
-            for i in range(table.rowCount())
-            if table.item(i, 0).checkState() == Qt.Checked
+            item.text()
+            for item in (table.item(i, 0) for i in range(table.rowCount()))
+            if item is not None and item.checkState() == Qt.Checked
         ]
 
     def set_models(self, names: list[tuple[str, str]], active: str | None) -> None:

@@ -16,6 +16,7 @@ from slidescope.app.training.finetune import (
     finetune,
     prepare_finetune,
 )
+from slidescope.app.training.patch_labels import LABELS_ONLY_CAUTION
 from slidescope.models.checkpoints import read_meta
 from slidescope.models.training.finetune_settings import FinetuneSettings
 from slidescope.resources import __file__ as resources_init
@@ -79,6 +80,20 @@ def test_a_label_the_model_lacks_is_refused_and_add_class_accepts_it(slides, tmp
     _refused(_request(tmp_path, chosen), "--add-class 'mucinous'")
     plan = prepare_finetune(_request(tmp_path, chosen, add_classes=["mucinous"]))
     assert plan.class_names == ["lesion", "normal", "mucinous"]
+
+
+def test_a_run_on_slide_labels_alone_is_cautioned(slides, tmp_path) -> None:
+    # the fine-tune benchmark's finding: on a few slides, labels alone can teach a shortcut
+    labels_only = [
+        TrainingSlide(slides["normal"], "normal"),
+        TrainingSlide(slides["lesion"], "lesion"),
+    ]
+    assert prepare_finetune(_request(tmp_path, labels_only)).cautions == [LABELS_ONLY_CAUTION]
+    annotated = [
+        TrainingSlide(slides["normal"], "normal"),
+        TrainingSlide(slides["lesion"], None, slides["lesion"].with_suffix(".geojson")),
+    ]
+    assert prepare_finetune(_request(tmp_path, annotated)).cautions == []
 
 
 def test_annotations_of_another_slide_are_refused(slides, tmp_path) -> None:

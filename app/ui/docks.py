@@ -12,7 +12,7 @@ right, the canvas in the middle with at least two thirds of the width at 1600 x 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +62,9 @@ class DockSpec:
 DOCKS: list[DockSpec] = [
     DockSpec("slides", "Slides", "left", lambda w: w.panels.slides, plugin_widget="Slides"),
     DockSpec("overview", "Overview", "left", lambda w: w.panels.minimap),
-    DockSpec("info", "Slide info", "left", lambda w: w.panels.info, tabify="overview"),
+    DockSpec(
+        "info", "Slide info", "left", lambda w: w.panels.info, tabify="overview", scroll=True
+    ),
     DockSpec("prediction", "Prediction", "right", lambda w: w.prediction),
     DockSpec("analysis", "Analysis", "right", lambda w: w.analysis_dock, plugin_widget="Analysis"),
     DockSpec("patches", "Patches", "right", lambda w: w.gallery, tabify="analysis"),
@@ -79,8 +81,14 @@ DOCKS: list[DockSpec] = [
 ]
 
 
-def add_docks(window: Any, specs: list[DockSpec] | None = None) -> dict[str, Any]:
-    """Dock every spec's widget in ``window`` (a SlideScopeWindow); returns key -> QDockWidget."""
+def add_docks(
+    window: Any, specs: list[DockSpec] | None = None, tabify: bool = True
+) -> dict[str, Any]:
+    """Dock every spec's widget in ``window`` (a SlideScopeWindow); returns key -> QDockWidget.
+
+    ``tabify=False``: leave every dock on its own, for a saved layout to place them
+    (:func:`tabify_docks` then tabs what it did not place).
+    """
     docks: dict[str, Any] = {}
     for spec in specs if specs is not None else DOCKS:
         widget = spec.widget(window)
@@ -94,12 +102,34 @@ def add_docks(window: Any, specs: list[DockSpec] | None = None) -> dict[str, Any
             menu=window.viewer.window.window_menu,  # every dock can be reopened from there
         )
         docks[spec.key] = dock
-    for spec in specs if specs is not None else DOCKS:
-        if spec.tabify and spec.tabify in docks:
-            window.qt_window.tabifyDockWidget(docks[spec.tabify], docks[spec.key])
-            docks[spec.tabify].raise_()
-        docks[spec.key].setVisible(spec.visible)
+        dock.setVisible(spec.visible)
+    if tabify:
+        tabify_docks(window, docks, specs)
     return docks
+
+
+def tabify_docks(
+    window: Any,
+    docks: dict[str, Any],
+    specs: list[DockSpec] | None = None,
+    placed: Collection[str] = (),
+) -> None:
+    """Put each dock in its spec's tab group, except those a restored layout ``placed``.
+
+    ``placed``: the object names of the docks that ``QMainWindow.restoreState`` put where
+    the user had them. Tabs are made after a restore, never before: Qt 6.12 keeps the tab
+    bar of a group made before ``restoreState`` on screen beside the restored group's own
+    (two bars, the stale one over the dock's last rows, on every launch after the first).
+    """
+    for spec in specs if specs is not None else DOCKS:
+        dock = docks.get(spec.key)
+        if dock is None or not spec.tabify or spec.tabify not in docks:
+            continue
+        if dock.objectName() in placed:
+            continue
+        window.qt_window.tabifyDockWidget(docks[spec.tabify], dock)
+        docks[spec.tabify].raise_()
+        dock.setVisible(spec.visible)
 
 
 def size_columns(window: Any, docks: dict[str, Any], specs: list[DockSpec] | None = None) -> None:

@@ -23,7 +23,7 @@ from slidescope.app.project.project import PROJECT_FILE, is_slide_path
 from slidescope.app.settings import Settings, load_settings
 from slidescope.app.ui.analysis_session import AnalysisSession
 from slidescope.app.ui.annotation_session import AnnotationSession
-from slidescope.app.ui.docks import add_docks, size_columns
+from slidescope.app.ui.docks import add_docks, size_columns, tabify_docks
 from slidescope.app.ui.menus import add_file_actions, add_navigate_menu
 from slidescope.app.ui.napari_access import (
     canvas_widget,
@@ -122,7 +122,9 @@ class SlideScopeWindow:
         # fine-tuning and the review queue
         self.train_dock = TrainDock()
         fit_to_screen(self.qt_window, fill=made)
-        self.docks = add_docks(self)
+        # a saved layout places the docks itself; tabs are made after it (tabify_docks)
+        restoring = made and bool(settings.window_state)
+        self.docks = add_docks(self, tabify=not restoring)
         self.panels.slides.add_slides_requested.connect(weak_slot(self.ask_open_slides))  # type: ignore[union-attr]
         self.panels.slides.add_folder_requested.connect(weak_slot(self.ask_add_folder))  # type: ignore[union-attr]
         self.analysis_dock.choose_checkpoint.connect(weak_slot(self.ask_checkpoint))
@@ -135,6 +137,8 @@ class SlideScopeWindow:
         self.actions = add_file_actions(self)
         self.actions.update(add_navigate_menu(self))
         self.remembered = RememberedLayout(self, settings) if made else None
+        if restoring and self.remembered is not None:
+            tabify_docks(self, self.docks, placed=self.remembered.placed)
         if settings_warning:
             show_warning(settings_warning)
         self._add_status()

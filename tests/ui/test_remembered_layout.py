@@ -6,8 +6,18 @@ import gc
 import json
 
 import pytest
+from qtpy.QtWidgets import QTabBar
 from slidescope.app.settings import load_settings, settings_path
+from slidescope.app.ui import docks as docks_module
 from slidescope.app.ui.main_window import SlideScopeWindow
+
+
+def tab_bars(window: SlideScopeWindow) -> list[tuple[str, ...]]:
+    """The tabs of every tab bar on screen, sorted."""
+    bars = window.qt_window.findChildren(QTabBar)
+    return sorted(
+        tuple(bar.tabText(i) for i in range(bar.count())) for bar in bars if bar.isVisible()
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +47,35 @@ def test_a_made_window_saves_and_restores_its_layout(qtbot, tmp_path, monkeypatc
     try:
         assert again.analysis.checkpoint == checkpoint
         qtbot.waitUntil(lambda: again.qt_window.width() == 1200)
+        # one tab bar per group: Qt keeps a second, stale one when tabs are made before
+        # the restore, drawn over the docks' last rows
+        assert tab_bars(again) == [
+            ("Analysis", "Patches", "Annotations", "Train"),
+            ("Overview", "Slide info"),
+        ]
+    finally:
+        again.viewer.close()
+
+
+def test_a_dock_newer_than_the_saved_layout_joins_its_tabs(qtbot, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SLIDESCOPE_CONFIG", str(tmp_path / "config"))
+    # a layout saved by a version without the Train dock
+    older = [spec for spec in docks_module.DOCKS if spec.key != "train"]
+    with monkeypatch.context() as patch:
+        patch.setattr(docks_module, "DOCKS", older)
+        window = SlideScopeWindow(show=True)
+        assert "train" not in window.docks
+        window.viewer.close()
+    again = SlideScopeWindow(show=True)
+    try:
+        assert "Train" not in again.remembered.placed
+        assert {"Analysis", "Patches"} <= again.remembered.placed
+        train = again.docks["train"]
+        assert train in again.qt_window.tabifiedDockWidgets(again.docks["analysis"])
+        assert tab_bars(again) == [
+            ("Analysis", "Patches", "Annotations", "Train"),
+            ("Overview", "Slide info"),
+        ]
     finally:
         again.viewer.close()
 

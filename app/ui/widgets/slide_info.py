@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFormLayout, QLabel, QWidget
 from slidescope.app.slides.summary import summarize_slide
 
+#: the colour of the rows' names, between napari's dark and light themes' text
+HEADING_COLOUR = "#9a9ea6"
 #: the rows every slide has (shown as "-" with no slide)
 _BASE_ROWS = ("Slide", "File", "Format", "Size", "Resolution", "Physical size", "Levels")
 
@@ -22,6 +25,9 @@ class SlideInfo(QWidget):
         super().__init__(parent)
         self.setObjectName("slidescope-slide-info")
         self._form = QFormLayout(self)
+        # the column is ~230 px: each value goes below its name, with the whole width to
+        # wrap in (the dock scrolls), never cut or squeezed into a sliver
+        self._form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
         self.fields: dict[str, QLabel] = {}
         self.show_slide(None)
 
@@ -38,6 +44,15 @@ class SlideInfo(QWidget):
         for name, text in rows:
             label = QLabel(text)
             label.setWordWrap(True)
-            label.setTextInteractionFlags(label.textInteractionFlags().TextSelectableByMouse)
+            if name == "File":
+                # a path has no spaces to wrap at: it may break after each separator (shown
+                # only: a zero-width space must not go into a path someone copies, so this
+                # one is read, or taken whole from its tooltip)
+                label.setText(text.replace("/", "/\u200b").replace("\\", "\\\u200b"))
+                label.setToolTip(text)
+            else:
+                label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[name] = label
-            self._form.addRow(name, label)
+            heading = QLabel(name)  # quieter than the value it names
+            heading.setStyleSheet(f"color: {HEADING_COLOUR};")
+            self._form.addRow(heading, label)

@@ -21,6 +21,8 @@ from qtpy.QtCore import Qt
 #: the widths of the side columns at a 1600 px wide screen (the canvas keeps the rest)
 LEFT_WIDTH = 230
 RIGHT_WIDTH = 270
+#: how far a user may widen a side column past its width
+MAX_WIDEN = 2.0
 #: the heights of the first dock of each column (the others share the rest)
 FIRST_HEIGHTS = {"left": 0.55, "right": 0.31}
 
@@ -132,21 +134,30 @@ def tabify_docks(
         dock.setVisible(spec.visible)
 
 
-def size_columns(window: Any, docks: dict[str, Any], specs: list[DockSpec] | None = None) -> None:
-    """Give the side columns their widths (narrower on a small screen): the canvas the rest."""
+def size_columns(
+    window: Any, docks: dict[str, Any], specs: list[DockSpec] | None = None, resize: bool = True
+) -> None:
+    """Give the side columns their widths (narrower on a small screen): the canvas the rest.
+
+    ``resize=False``: only the columns' limits (a restored layout keeps the sizes the user
+    gave it).
+    """
     width = window.qt_window.width()
     scale = min(1.0, width / 1600)
     width_scale = width / 1600  # wider screens give the columns their share too
     left = [d for s in (specs or DOCKS) if s.area == "left" and (d := docks.get(s.key))]
     right = [d for s in (specs or DOCKS) if s.area == "right" and (d := docks.get(s.key))]
+    # the user may widen a column by its edge, up to twice its width (a longer slide list,
+    # a larger gallery); no label can widen it by itself past that into the canvas' share
+    for column, column_width in ((left, LEFT_WIDTH), (right, RIGHT_WIDTH)):
+        for dock in column:
+            dock.setMaximumWidth(max(int(column_width * width_scale * MAX_WIDEN), 160))
+    if not resize:
+        return
     targets = left[:1] + right[:1]
     sizes = [int(LEFT_WIDTH * scale)] * len(left[:1]) + [int(RIGHT_WIDTH * scale)] * len(right[:1])
     if targets:
         window.qt_window.resizeDocks(targets, sizes, Qt.Orientation.Horizontal)
-    # a long label (a file path, a read-out) must not widen a column into the canvas' share
-    for column, width in ((left, LEFT_WIDTH), (right, RIGHT_WIDTH)):
-        for dock in column:
-            dock.setMaximumWidth(max(int(width * width_scale), 160))
     height = window.qt_window.height()
     for column, side in ((left, "left"), (right, "right")):
         shown = [d for d in column if not d.isHidden() and not _tabbed_behind(window, d)]

@@ -155,7 +155,9 @@ class SlideScopeWindow:
     # -- building ----------------------------------------------------------------------
 
     def _lay_out(self) -> None:
-        size_columns(self, self.docks)
+        # a restored layout keeps its columns' sizes (the user's); a new one gets ours
+        restored = self.remembered is not None and bool(self.remembered.placed)
+        size_columns(self, self.docks, resize=not restored)
 
     def _add_status(self) -> None:
         bar = self.qt_window.statusBar()

@@ -6,6 +6,7 @@ import gc
 import json
 
 import pytest
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QTabBar
 from slidescope.app.settings import load_settings, settings_path
 from slidescope.app.ui import docks as docks_module
@@ -36,6 +37,12 @@ def test_a_made_window_saves_and_restores_its_layout(qtbot, tmp_path, monkeypatc
     window = SlideScopeWindow(show=True, checkpoint=checkpoint)
     window.qt_window.resize(1200, 800)
     qtbot.waitUntil(lambda: window.qt_window.width() == 1200)
+    # the user widens the slide column by its edge (up to twice its width)
+    slides = window.docks["slides"]
+    qtbot.wait(50)  # the window's layout pass once shown
+    default = slides.width()
+    window.qt_window.resizeDocks([slides], [default + 100], Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: slides.width() == default + 100)
     window.viewer.close()
     settings, warning = load_settings()
     assert warning is None
@@ -47,6 +54,8 @@ def test_a_made_window_saves_and_restores_its_layout(qtbot, tmp_path, monkeypatc
     try:
         assert again.analysis.checkpoint == checkpoint
         qtbot.waitUntil(lambda: again.qt_window.width() == 1200)
+        qtbot.wait(50)  # the window's own layout pass, once shown, keeps the user's widths
+        assert again.docks["slides"].width() == default + 100
         # one tab bar per group: Qt keeps a second, stale one when tabs are made before
         # the restore, drawn over the docks' last rows
         assert tab_bars(again) == [

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 )
 from slidescope.app.analysis.heatmaps import NORMALISATIONS, DisplayChoices
 from slidescope.app.display.heatmap_layers import LAYER_KINDS
+from slidescope.app.ui.widgets.wrapping import breakable
 
 COLORMAPS = ("turbo", "inferno", "viridis", "magma", "plasma", "jet", "Reds", "YlOrRd")
 NORMALISATION_NAMES = {"raw": "raw", "minmax": "min-max", "rank": "rank"}
@@ -137,7 +138,10 @@ class AnalysisDock(QWidget):
         self.set_classes([])
 
     def set_checkpoint(self, path: Path | None) -> None:
-        self.checkpoint_label.setText(f"Checkpoint: {path.name}" if path else "No checkpoint")
+        # a long model name wraps in the column rather than widening it
+        self.checkpoint_label.setText(
+            f"Checkpoint: {breakable(path.name)}" if path else "No checkpoint"
+        )
         self.checkpoint_label.setToolTip(str(path) if path else "")
 
     def set_classes(self, names: list[str], chosen: str | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from qtpy.QtWidgets import QFormLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from slidescope.app.ui.widgets.wrapping import breakable
 from slidescope.models.prediction import decision_threshold, predict_label
 
 
@@ -52,12 +53,10 @@ class PredictionPanel(QWidget):
             self.headline.setText(note or "No tissue found: no prediction.")
             return
         cut = decision_threshold(threshold, len(class_names))
-        rule = (
-            f"; {class_names[1]} from {cut:.0%}" if cut is not None and cut != 0.5 else ""
-        )
+        rule = f"; {class_names[1]} from {cut:.0%}" if cut is not None and cut != 0.5 else ""
         self.headline.setText(
             f"Prediction: <b>{class_names[best]}</b> ({probabilities[best]:.1%}{rule})"
-            + (f"<br>{note}" if note else "")
+            + (f"<br>{breakable(note)}" if note else "")  # it names the model file
         )
         for name, p in zip(class_names, probabilities):
             bar = QProgressBar()

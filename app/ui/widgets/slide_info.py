@@ -11,7 +11,10 @@ from typing import Any
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFormLayout, QLabel, QWidget
 from slidescope.app.slides.summary import summarize_slide
+from slidescope.app.ui.widgets.wrapping import breakable
 
+#: a word longer than this (characters) would widen the column: it is shown breakable
+LONG_WORD = 24
 #: the colour of the rows' names, between napari's dark and light themes' text
 HEADING_COLOUR = "#9a9ea6"
 #: the rows every slide has (shown as "-" with no slide)
@@ -44,11 +47,11 @@ class SlideInfo(QWidget):
         for name, text in rows:
             label = QLabel(text)
             label.setWordWrap(True)
-            if name == "File":
-                # a path has no spaces to wrap at: it may break after each separator (shown
-                # only: a zero-width space must not go into a path someone copies, so this
-                # one is read, or taken whole from its tooltip)
-                label.setText(text.replace("/", "/\u200b").replace("\\", "\\\u200b"))
+            if max(map(len, text.split()), default=0) > LONG_WORD:
+                # a path or long name has no spaces to wrap at: it may break after each
+                # separator (shown only: the breaks must not go into text someone copies,
+                # so this one is read, or taken whole from its tooltip)
+                label.setText(breakable(text))
                 label.setToolTip(text)
             else:
                 label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -83,6 +83,11 @@ class TrainDock(QWidget):
     def _models_box(self) -> QGroupBox:
         box = QGroupBox("Model")
         self.model_picker = QComboBox()
+        # a long version name must not widen the column: the list opens wide enough
+        self.model_picker.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.model_picker.setMinimumContentsLength(12)
         self.model_picker.setToolTip("the active model version (heatmaps are painted with it)")
         self.model_picker.activated.connect(
             lambda i: self.model_chosen.emit(self.model_picker.itemData(i) or "")

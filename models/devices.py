@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from slidescope.models.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class DeviceError(ModelError, ValueError):
@@ -27,6 +31,8 @@ def resolve_device(name: str) -> torch.device:
     DeviceError
         For an unknown name, or a CUDA device on a machine whose torch sees none.
     """
+    import torch  # here: checking a name needs no torch (the window starts without it)
+
     check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

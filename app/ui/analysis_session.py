@@ -17,11 +17,8 @@ from typing import Any
 
 from napari.utils.notifications import show_error, show_info
 from slidescope.app.analysis.heatmaps import kind_scores
-from slidescope.app.analysis.inference import analyze_slide, analyze_slides
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
-from slidescope.app.analysis.top_patches import patch_images_job
 from slidescope.app.display.heatmap_layers import PatchIndex, describe_patch, hotspots, hover_text
-from slidescope.app.export.slide_export import ExportOptions, export_slide
 from slidescope.app.ui.annotation_layer import is_annotation_click
 from slidescope.app.ui.heatmap_view import HeatmapView
 from slidescope.app.ui.slide_session import ShownSlide, SlideSession
@@ -103,6 +100,8 @@ class AnalysisSession:
         if self.checkpoint is None:
             show_error("Choose a checkpoint (a .safetensors MIL model) first.")
             return None
+        from slidescope.app.analysis.inference import analyze_slide  # torch: not at start-up
+
         path = shown.path
         self._record(path, "running")
         return self.slides.run_in_background(
@@ -122,6 +121,8 @@ class AnalysisSession:
         if self.checkpoint is None:
             show_error("Choose a checkpoint (a .safetensors MIL model) first.")
             return None
+        from slidescope.app.analysis.inference import analyze_slides
+
         paths = [project.slide_path(entry) for entry in project]
         for path in paths:
             self._record(path, "queued")
@@ -341,6 +342,8 @@ class AnalysisSession:
         if analysis is None or shown is None or analysis.n_patches == 0:
             self.gallery.show_groups({})
             return
+        from slidescope.app.analysis.top_patches import patch_images_job
+
         self.slides.run_in_background(
             patch_images_job(shown.slide, analysis, ICON),
             "Patch gallery",
@@ -355,6 +358,8 @@ class AnalysisSession:
         if analysis is None or shown is None:
             show_info("Analyse the slide first, then export it.")
             return None
+        from slidescope.app.export.slide_export import ExportOptions, export_slide
+
         options = ExportOptions(display=self.dock.display())
         return self.slides.run_in_background(
             export_slide(shown.slide, analysis, Path(out_dir), options),

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari.utils.notifications import show_error, show_info
 from shapely.geometry import box
-from slidescope.app.analysis.inference import analyze_slide
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
 from slidescope.app.annotations.annotation_io import read_annotations
 from slidescope.app.annotations.model import Annotation
@@ -26,14 +25,15 @@ from slidescope.app.annotations.store import AnnotationStore
 from slidescope.app.display.heatmap_layers import heatmap_layers
 from slidescope.app.display.slide_layer import METADATA_KEY as SLIDE_METADATA_KEY
 from slidescope.app.errors import SlideScopeError
-from slidescope.app.training.finetune import FinetuneOutcome, FinetuneRequest, TrainingSlide
-from slidescope.app.training.finetune import finetune as finetune_job
 from slidescope.app.training.review_queue import ReviewCursor, review_queue
 from slidescope.app.ui.heatmap_view import napari_colormap
 from slidescope.app.ui.napari_access import layers_changed_together
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
 from slidescope.app.ui.widgets.train_dock import SlideRow, TrainDock
 from slidescope.models.training.finetune_settings import FinetuneSettings
+
+if TYPE_CHECKING:  # torch comes with these: imported when a run starts, not at start-up
+    from slidescope.app.training.finetune import FinetuneOutcome, FinetuneRequest
 
 #: gap between the old and the new view of the slide, as a share of its width
 GAP = 0.04
@@ -104,6 +104,8 @@ class TrainSession:
 
     def request(self) -> FinetuneRequest:
         """The fine-tuning request the dock describes, for the open project."""
+        from slidescope.app.training.finetune import FinetuneRequest, TrainingSlide
+
         project = self.slides.project
         if project is None:
             raise SlideScopeError("Open a project first: fine-tuning learns from its slides")
@@ -137,6 +139,8 @@ class TrainSession:
         except SlideScopeError as error:
             show_error(str(error))
             return None
+        from slidescope.app.training.finetune import finetune as finetune_job
+
         self.base_checkpoint = request.base
         self.dock.clear_curves()
         self.dock.set_running(True)
@@ -185,6 +189,8 @@ class TrainSession:
         if shown is None:
             self.dock.set_comparing(self.new_version is not None)
             return None
+        from slidescope.app.analysis.inference import analyze_slide
+
         self.dock.status.setText(f"Analysing {shown.path.name} with {outcome.result.path.name}")
         return self.slides.run_in_background(
             analyze_slide(shown.path, outcome.result.path, self.analysis.cache_dir),

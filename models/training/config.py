@@ -19,7 +19,6 @@ from typing import Any
 
 from slidescope.models.devices import check_device_name
 from slidescope.models.errors import ModelError
-from slidescope.models.mil.registry import model_arguments
 
 METHODS = ("plain", "mhim")
 TASKS = ("classification", "survival")
@@ -329,6 +328,8 @@ class TrainingConfig:
 
         Runs when the config is made (and again by jobs that receive one).
         """
+        from slidescope.models.mil.registry import model_arguments  # the models bring torch
+
         model_arguments(self.model)  # an unknown name: the registry's error lists the known ones
         check_device_name(self.device)
         if self.method not in METHODS:

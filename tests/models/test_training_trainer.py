@@ -235,3 +235,15 @@ def test_step_schedule_and_adamw_stay_the_defaults(bags, tmp_path) -> None:
     assert lr_factor(20, 20, 0) == pytest.approx(0.01)  # the 1 % floor
     with pytest.raises(TrainingConfigError, match="optimizer"):
         _config(bags, tmp_path / "m.safetensors", optimizer="sgd")
+
+
+def test_the_training_package_names_resolve_on_first_use() -> None:
+    """``slidescope.models.training`` imports its parts on first use (a light submodule
+    such as ``finetune_settings`` does not bring torch); every public name still resolves."""
+    import slidescope.models.training as training
+
+    assert sorted(training.__all__) == sorted(training._FROM)
+    for name in training.__all__:
+        assert getattr(training, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        training.nothing_here  # noqa: B018

@@ -85,3 +85,59 @@ def test_first_slide_imports_run_on_a_thread(tmp_path, monkeypatch):
     assert not thread.is_alive()
     assert sys.modules["slidescope_probe_module"].WHERE == "slidescope-imports"
     assert "no_such_module_here" not in sys.modules  # missing: left to the caller, no error
+
+
+def test_the_window_starts_without_torch(tmp_path):
+    """torch and the models (~1 s of start-up) are imported on a thread once the window is up
+    (app.FIRST_SLIDE_IMPORTS), or by the first analysis; making the window needs none of it."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from qtpy.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from slidescope.app.ui.main_window import SlideScopeWindow\n"
+        "window = SlideScopeWindow()\n"
+        "print(sorted(m for m in ('torch', 'h5py') if m in sys.modules))\n"
+        "window.viewer.close()\n"
+    )
+    env = {**os.environ, "SLIDESCOPE_CONFIG": str(tmp_path / "config")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_background_imports_are_frozen_only_while_no_slide_is_open(qtbot):
+    import gc
+    import threading
+    from types import SimpleNamespace
+
+    from qtpy.QtWidgets import QWidget
+    from slidescope.app.ui.app import freeze_when_imported
+
+    class Session:  # the window's slide session, as far as this reads it
+        def __init__(self, current: object) -> None:
+            self.current, self.busy = current, False
+
+    finished = threading.Thread(target=lambda: None)
+    finished.start()
+    finished.join()
+    before = gc.get_freeze_count()
+    try:
+        for current, frozen in ((object(), False), (None, True)):
+            gc.unfreeze()
+            owner = QWidget()
+            qtbot.addWidget(owner)
+            session = Session(current)
+            window = SimpleNamespace(qt_window=owner, session=session)
+            freeze_when_imported(window, finished, poll_ms=10)
+            qtbot.waitUntil(lambda w=window: not w.freeze_imports_timer.isActive())
+            assert (gc.get_freeze_count() > 0) == frozen
+    finally:
+        gc.unfreeze()
+        if before:
+            gc.freeze()

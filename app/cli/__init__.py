@@ -14,7 +14,7 @@ import importlib
 import os
 import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from slidescope.app.cli import commands
 from slidescope.app.cli.options import HelpFormatter
@@ -22,8 +22,14 @@ from slidescope.app.errors import SlideScopeError
 from slidescope.models.errors import ModelError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every discovered sub-command (names in ``parser.commands``)."""
+def build_parser(detailed: Container[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every discovered sub-command (names in ``parser.commands``).
+
+    ``detailed``: the commands whose own options are declared (None: all). ``main`` declares
+    only the command it runs: some options' help is built from what it lists (``train``'s
+    models come from the model registry, which imports torch), and ``slidescope --help``
+    or ``slidescope info`` need none of that.
+    """
     parser = argparse.ArgumentParser(
         prog="slidescope",
         description="Whole-slide images, MIL models and heatmaps. "
@@ -44,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub = subparsers.add_parser(
             module.NAME, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter
         )
-        module.add_arguments(sub)
+        if detailed is None or module.NAME in detailed:
+            module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
         names.add(module.NAME)
     parser.set_defaults(commands=frozenset(names))
@@ -62,15 +69,15 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
-    parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
+    names = build_parser(detailed=()).get_default("commands")
     if words and words[0] == "--self-check":
         words = ["self-check", *words[1:]]
     elif not words:
         words = ["gui"]  # `slidescope` alone opens the window
-    elif words[0] not in parser.get_default("commands") and not words[0].startswith("-"):
+    elif words[0] not in names and not words[0].startswith("-"):
         words = ["open", *words]  # `slidescope slide.svs` opens the slide
-    args = parser.parse_args(words)
+    args = build_parser(detailed={words[0]}).parse_args(words)
     try:
         return int(args._run(args) or 0)
     except (SlideScopeError, ModelError) as error:

@@ -50,6 +50,10 @@ TOOL_MODES = {
 }
 
 
+#: how long after the last in-place edit the layer's thumbnail is redrawn
+THUMBNAIL_DELAY_MS = 300
+
+
 def is_annotation_click(viewer: Any) -> bool:
     """Whether a click in ``viewer`` goes to the annotation layer (draw, select, brush):
     such clicks must not pin the heatmap read-out."""
@@ -106,6 +110,12 @@ class AnnotationLayer:
         self._reconcile_timer.setSingleShot(True)
         self._reconcile_timer.setInterval(0)
         self._reconcile_timer.timeout.connect(self.reconcile)
+        # the layer's thumbnail (the Layers list) redraws every shape: after an in-place
+        # edit it catches up once the edits pause, not on each one (12 ms at 5,000 shapes)
+        self._thumbnail_timer = QTimer()
+        self._thumbnail_timer.setSingleShot(True)
+        self._thumbnail_timer.setInterval(THUMBNAIL_DELAY_MS)
+        self._thumbnail_timer.timeout.connect(self._update_thumbnail)
         self.layer.events.data.connect(self._on_layer_data)
         self.layer.mouse_drag_callbacks.append(self._on_drag)
         annotations.changed.connect(self._on_core_change)
@@ -168,19 +178,27 @@ class AnnotationLayer:
             plan.append((annotation, indices, shapes))
         view = self.layer._data_view  # napari's own per-shape edit, as its mouse tools use
         self._syncing = True
+        moved = False
         try:
             with view.batched_updates():  # one mesh update for the whole edit
                 for annotation, indices, shapes in plan:
                     edge, face = self._colors(annotation)
                     for i, (vertices, _type, filled) in zip(indices, shapes):
-                        if not np.array_equal(np.asarray(self.layer.data[i])[:, -2:], vertices):
+                        # the shape's own vertices (``layer.data`` lists every shape's)
+                        if not np.array_equal(np.asarray(view.shapes[i].data)[:, -2:], vertices):
                             view.edit(i, vertices)
+                            moved = True
                         view.update_edge_color(i, edge)
                         view.update_face_color(i, face if filled else (0, 0, 0, 0))
-            self.layer.refresh()
+            self.layer.refresh(thumbnail=False, extent=moved)
+            self._thumbnail_timer.start()
         finally:
             self._syncing = False
         return True
+
+    def _update_thumbnail(self) -> None:
+        if self.layer in self.viewer.layers:
+            self.layer.refresh(data_displayed=False, highlight=False, extent=False)
 
     def _shown(self, annotation: Annotation) -> bool:
         return annotation.class_name not in self.hidden
@@ -414,6 +432,7 @@ class AnnotationLayer:
         self.annotations.changed.disconnect(self._on_core_change)
         self.viewer.layers.events.inserted.disconnect(self._keep_on_top)
         self._reconcile_timer.stop()
+        self._thumbnail_timer.stop()
         if self.layer in self.viewer.layers:
             self.viewer.layers.remove(self.layer)
 

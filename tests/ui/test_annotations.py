@@ -243,3 +243,27 @@ def test_shapes_of_many_geometries_are_each_ones_shapes() -> None:
             np.testing.assert_array_equal(ours, theirs)
     assert together[0][0][0].tolist() == [[0, 0], [0, 10], [5, 10]]  # (y, x), not closed
     assert napari_shapes_of([], 4.0) == []
+
+
+def test_an_edit_in_place_draws_at_once_and_the_thumbnail_follows(make_napari_viewer, qtbot):
+    from shapely.geometry import box
+    from slidescope.app.annotations.model import AnnotationSet
+    from slidescope.app.ui.annotation_layer import THUMBNAIL_DELAY_MS, AnnotationLayer
+
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(np.full((400, 400, 3), 255, np.uint8), rgb=True, name="slide")
+    annotations = AnnotationSet()
+    view = AnnotationLayer(viewer, annotations, SlideSpace((1.0, 1.0)), edge_width=4)
+    first = Annotation(box(50, 50, 150, 150), "Tumor")
+    annotations.add([first, Annotation(box(200, 200, 260, 260), "Tumor")])
+    viewer.reset_view()
+    qtbot.wait(THUMBNAIL_DELAY_MS + 100)
+    shown, thumbnail = viewer.screenshot(flash=False), view.layer.thumbnail.copy()
+
+    annotations.move([first.id], 150.0, 0.0)  # in place: napari's per-shape edit
+    np.testing.assert_allclose(view.layer.data[0].min(axis=0), [50, 200])
+    moved = viewer.screenshot(flash=False)
+    assert (np.abs(moved.astype(int) - shown.astype(int)).sum(-1) > 30).sum() > 1000
+    # the thumbnail redraws every shape: it catches up once the edits pause
+    qtbot.waitUntil(lambda: not np.array_equal(view.layer.thumbnail, thumbnail), timeout=2_000)
+    view.close()

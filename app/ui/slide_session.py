@@ -97,7 +97,6 @@ class SlideSession:
         self._pending: Path | None = None
         self._restore: dict[str, Any] | None = None
         self._adding = False
-        viewer.canvas.overlays.scale_bar.visible = True
         viewer.scene.camera.events.center.connect(self._update_minimap)
         viewer.scene.camera.events.zoom.connect(self._update_minimap)
         viewer.layers.events.removed.connect(self._layer_removed)
@@ -196,6 +195,8 @@ class SlideSession:
         # below the heatmaps and annotations that may already be there
         self.viewer.layers.move(self.viewer.layers.index(layer), 0)
         self.current = ShownSlide(slide=slide, layer=layer, data=data, thumbnail=thumbnail)
+        # in µm with a slide on screen; none on an empty canvas (a bare number there)
+        self.viewer.canvas.overlays.scale_bar.visible = True
         self.viewer.reset_view()
         restore, self._restore = self._restore, None
         if restore is not None and Path(restore["slide"]) == path:
@@ -246,7 +247,9 @@ class SlideSession:
             self.panels.slides.mark_current(None)
         self.viewer.title = "SlideScope"
         for listener in list(self.listeners):
-            listener(None)
+            listener(None)  # the slide's annotations and heatmaps leave with it
+        if not len(self.viewer.layers):
+            self.viewer.canvas.overlays.scale_bar.visible = False
 
     def _layer_removed(self, event: Any) -> None:
         # the user deleted the slide's layer in napari's layer list: close it too

@@ -156,7 +156,9 @@ def test_demo_slide_on_screen_is_read_region(
     open_and_wait(window, qtbot, demo_slide)
     slide = window.session.current.slide
     if level == 0:
-        save_shot(window.viewer.screenshot(canvas_only=False, flash=False), "window-demo-slide", tmp_path)
+        save_shot(
+            window.viewer.screenshot(canvas_only=False, flash=False), "window-demo-slide", tmp_path
+        )
     h, w = window.viewer.canvas.size
     top_left = tissue_spot(slide, level, (int(w * stretch) + 2, int(h * stretch) + 2))
     shot = look_at(window, qtbot, level, top_left, stretch)
@@ -194,7 +196,8 @@ def test_window_has_name_menus_docks_and_scale_bar(make_window):
     assert set(window.docks) == {
         "slides", "overview", "info", "analysis", "prediction", "patches", "annotations", "train",
     }  # fmt: skip
-    assert window.viewer.canvas.overlays.scale_bar.visible
+    # no scale bar on the empty canvas (a bare number there): it comes with a slide
+    assert not window.viewer.canvas.overlays.scale_bar.visible
     # every dock can be reopened from the Window menu
     window_menu = [a.text() for a in window.viewer.window.window_menu.actions()]
     for spec in DOCKS:
@@ -265,12 +268,15 @@ def test_scale_bar_in_micrometres_and_status_position(
     window = make_window()
     path = slide_files.add(tmp_path / "s.tif", small_levels, mpp=(0.5, 0.5))
     open_and_wait(window, qtbot, path)
+    assert window.viewer.canvas.overlays.scale_bar.visible
     layer = window.session.current.layer
     assert str(layer.units[0]) == "micrometer"
     np.testing.assert_allclose(layer.scale, (0.5, 0.5))
     # world (y, x) in µm -> level-0 pixel (x, y)
     assert window.position_text((100.2, 50.7)) == "x 101  y 200 px  |  50.5, 100.0 µm"
     assert window.position_text((-1.0, 5.0)) == ""  # off the slide
+    window.session.close_slide()
+    assert not window.viewer.canvas.overlays.scale_bar.visible
 
 
 def test_minimap_shows_view_and_click_moves_there(

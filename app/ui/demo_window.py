@@ -47,6 +47,7 @@ def start_demo(
             return
         win.session.project.add_slide(path)
         win.session.project.save()
+        win.session.catalog.make_thumbnails()  # its picture in the slide list
         win.session.listeners.append(analyse_when_shown)
         win.open_slides([path])
 

@@ -27,6 +27,9 @@ def test_demo_shows_heatmaps_then_reuses_them(
         names = [layer.name for layer in window.viewer.layers]
         assert names == ["demo-slide-s0-4096x4096", "attention", "hard_attention", "Annotations"]
         assert window.prediction.bars
+        # the slide list shows the slide's picture, the first time too (as for any slide added)
+        project = window.session.project
+        assert project.thumbnail_path(project.slides[0].slide_id).is_file()
         window.session.shutdown()
         del window
     slides = list((tmp_path / "demo" / "slides").glob("*.tiff"))

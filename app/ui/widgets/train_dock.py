@@ -134,9 +134,8 @@ class TrainDock(QWidget):
     def _settings_box(self) -> QGroupBox:
         box = QGroupBox("Fine-tuning")
         form = QFormLayout(box)
-        form.setRowWrapPolicy(
-            QFormLayout.RowWrapPolicy.WrapLongRows
-        )  # labels above in a thin column
+        # labels above their fields in a thin column
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.method = QComboBox()
         self.method.addItems(["plain", "mhim", "aem"])
         self.epochs = QSpinBox()

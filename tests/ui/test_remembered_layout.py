@@ -12,6 +12,9 @@ from slidescope.app.settings import load_settings, settings_path
 from slidescope.app.ui import docks as docks_module
 from slidescope.app.ui.main_window import SlideScopeWindow
 
+#: the window's tab groups, each shown by one tab bar
+TAB_GROUPS = [("Analysis", "Patches", "Annotations", "Train"), ("Overview", "Slide info")]
+
 
 def tab_bars(window: SlideScopeWindow) -> list[tuple[str, ...]]:
     """The tabs of every tab bar on screen, sorted."""
@@ -58,10 +61,7 @@ def test_a_made_window_saves_and_restores_its_layout(qtbot, tmp_path, monkeypatc
         assert again.docks["slides"].width() == default + 100
         # one tab bar per group: Qt keeps a second, stale one when tabs are made before
         # the restore, drawn over the docks' last rows
-        assert tab_bars(again) == [
-            ("Analysis", "Patches", "Annotations", "Train"),
-            ("Overview", "Slide info"),
-        ]
+        assert tab_bars(again) == TAB_GROUPS
     finally:
         again.viewer.close()
 
@@ -81,10 +81,7 @@ def test_a_dock_newer_than_the_saved_layout_joins_its_tabs(qtbot, tmp_path, monk
         assert {"Analysis", "Patches"} <= again.remembered.placed
         train = again.docks["train"]
         assert train in again.qt_window.tabifiedDockWidgets(again.docks["analysis"])
-        assert tab_bars(again) == [
-            ("Analysis", "Patches", "Annotations", "Train"),
-            ("Overview", "Slide info"),
-        ]
+        assert tab_bars(again) == TAB_GROUPS
     finally:
         again.viewer.close()
 

@@ -159,7 +159,7 @@ def extract_features(
                 )
                 return writer.finish()
             yield Progress(writer.count, len(grid), f"{identity.slide_id}: features")
-            runner = _ModelRunner(extractor, device, config.compile)
+            runner = _ModelRunner(extractor, device, config.compile, config.batch_size)
             with PatchReader(slide, grid, config.batch_size, config.workers) as reader:
                 for coords, features in runner.run(reader.batches(todo)):
                     writer.append(coords, features)
@@ -182,13 +182,20 @@ class _ModelRunner:
     On CUDA, a batch is copied into pinned memory, sent with ``non_blocking=True``, run
     under autocast, and its features copied back non-blocking; they are collected one
     batch later, so the GPU works on batch i+1 while the host writes batch i.
+
+    Compiled, every batch runs at ``batch_size`` (a slide's last, shorter batch is padded
+    and its padding's features dropped): each new batch size would compile the model
+    again, and a slide's last batch has a size of its own.
     """
 
-    def __init__(self, extractor: FeatureExtractor, device: torch.device, compile: bool) -> None:
+    def __init__(
+        self, extractor: FeatureExtractor, device: torch.device, compile: bool, batch_size: int
+    ) -> None:
         self.extractor = extractor
         self.device = device
         self.cuda = device.type == "cuda"
         self.forward = torch.compile(extractor) if compile else extractor
+        self.static_batch = batch_size if compile else None
         self.autocast_dtype = (
             (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
             if self.cuda
@@ -228,6 +235,9 @@ class _ModelRunner:
 
     @torch.inference_mode()
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        n = batch.shape[0]
+        if self.static_batch is not None and n < self.static_batch:
+            batch = torch.cat([batch, batch.new_zeros((self.static_batch - n, *batch.shape[1:]))])
         x = self.extractor.prepare(batch)
         x = x.contiguous(memory_format=torch.channels_last)
         use_autocast = self.cuda and self.extractor.spec.mixed_precision
@@ -235,7 +245,7 @@ class _ModelRunner:
             device_type=self.device.type, dtype=self.autocast_dtype, enabled=use_autocast
         ):
             features = self.forward(x)
-        return features.float()
+        return features[:n].float()
 
 
 def _pinned(buffer: torch.Tensor | None, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:

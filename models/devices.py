@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from slidescope.models.errors import ModelError
@@ -12,6 +13,16 @@ if TYPE_CHECKING:
 
 class DeviceError(ModelError, ValueError):
     """The asked device does not exist or cannot be used here."""
+
+
+class DeviceMemoryError(ModelError):
+    """The GPU has not enough memory for the work asked of it, even in its smallest form."""
+
+
+def allocation_of(error: BaseException) -> str:
+    """``tried to allocate 2.00 GiB`` from torch's out-of-memory message, else ``out of memory``."""
+    found = re.search(r"[Tt]ried to allocate [\d.]+ ?[KMGT]i?B", str(error))
+    return found.group(0).lower() if found else "out of memory"
 
 
 def check_device_name(name: str) -> None:

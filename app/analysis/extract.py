@@ -24,7 +24,12 @@ from slidescope.app.analysis.patches import PatchGrid, make_patch_grid
 from slidescope.app.analysis.roi import RoiError, load_roi
 from slidescope.app.analysis.tissue import TissueParams, detect_tissue
 from slidescope.app.jobs import Job, Progress
-from slidescope.models.devices import check_device_name, resolve_device
+from slidescope.models.devices import (
+    DeviceMemoryError,
+    allocation_of,
+    check_device_name,
+    resolve_device,
+)
 from slidescope.models.extractors import FeatureExtractor, check_extractor, create_extractor
 
 
@@ -159,14 +164,38 @@ def extract_features(
                 )
                 return writer.finish()
             yield Progress(writer.count, len(grid), f"{identity.slide_id}: features")
-            runner = _ModelRunner(extractor, device, config.compile, config.batch_size)
-            with PatchReader(slide, grid, config.batch_size, config.workers) as reader:
-                for coords, features in runner.run(reader.batches(todo)):
-                    writer.append(coords, features)
-                    yield Progress(writer.count, len(grid), f"{identity.slide_id}: features")
-            return writer.finish()
+            batch_size = config.batch_size
+            while True:
+                runner = _ModelRunner(extractor, device, config.compile, batch_size)
+                try:
+                    with PatchReader(slide, grid, batch_size, config.workers) as reader:
+                        for coords, features in runner.run(reader.batches(todo)):
+                            writer.append(coords, features)
+                            yield Progress(
+                                writer.count, len(grid), f"{identity.slide_id}: features"
+                            )
+                    return writer.finish()
+                except torch.OutOfMemoryError as error:
+                    # what was written stays; the rest goes on in batches half as large
+                    batch_size = _smaller_batch(batch_size, error, slide.path, extractor)
+                torch.cuda.empty_cache()  # out of the handler: the error held the tensors
+                todo = _remaining(grid.coords, writer.written_coords())
+                what = f"{identity.slide_id}: GPU memory short: {batch_size} patches a batch"
+                yield Progress(writer.count, len(grid), what, {"batch_size": batch_size})
         finally:
             writer.close()
+
+
+def _smaller_batch(
+    batch_size: int, error: BaseException, slide: Path, extractor: FeatureExtractor
+) -> int:
+    """Half ``batch_size`` after the GPU ran out of memory; at one patch, a clear error."""
+    if batch_size > 1:
+        return batch_size // 2
+    raise DeviceMemoryError(
+        f"{slide}: the GPU has not enough memory for {extractor.spec.name} on even one "
+        f"patch ({allocation_of(error)}); extract with --device cpu"
+    ) from None
 
 
 def extractor_device(extractor: FeatureExtractor) -> torch.device:

@@ -39,7 +39,7 @@ from slidescope.models.checkpoints import (
     load_checkpoint,
     read_meta,
 )
-from slidescope.models.devices import resolve_device
+from slidescope.models.devices import DeviceMemoryError, allocation_of, resolve_device
 from slidescope.models.errors import ModelError
 from slidescope.models.features import read_coords, read_feature_info, read_features
 
@@ -164,10 +164,25 @@ def analyze_slide(
         analysis.trust = assess_trust(None, meta, scan_mpp)
     else:
         features = read_features(features_path)
-        analysis = _run_model(
-            checkpoint, device, features, coords, identity, class_names,
-            patch_size, use_teacher, settings,
-        )  # fmt: skip
+        run = (features, coords, identity, class_names, patch_size, use_teacher, settings)
+        short_of_memory = False
+        try:
+            analysis = _run_model(checkpoint, device, *run)
+        except torch.OutOfMemoryError as error:
+            short_of_memory = True
+            if device != "auto":
+                raise DeviceMemoryError(
+                    f"{slide_path}: the GPU ran out of memory running {meta.architecture} on "
+                    f"the slide's {len(coords)} patches ({allocation_of(error)}); analyse it "
+                    "with --device cpu"
+                ) from None
+        if short_of_memory:  # "auto", and this bag is too large for the GPU: the CPU has room
+            torch.cuda.empty_cache()
+            yield Progress(
+                0, None, f"{identity.slide_id}: GPU memory short for {len(coords)} patches: "
+                "the model runs on the CPU",
+            )  # fmt: skip
+            analysis = _run_model(checkpoint, "cpu", *run)
         analysis.trust = assess_trust(features, meta, scan_mpp)
     save_result(cache_dir, key, analysis)
     yield Progress(1, 1, f"{identity.slide_id}: done")

@@ -21,7 +21,9 @@ gives against the CPU, then times it:
    slide; forward + hard instances of ABMIL and TransMIL for bags up to 100,000 patches.
 6. ``finetune``: the bundled demo model fine-tuned on annotated demo slides on the device
    (its ``builtin`` features extracted there), then on the CPU from the same features.
-7. ``extract_compiled``: step 2's extraction through ``torch.compile`` (``--compile``):
+7. ``out_of_memory``: step 2's extraction with a batch too large for this process's
+   memory, capped to a few GiB: it goes on in smaller batches, features unchanged.
+8. ``extract_compiled``: step 2's extraction through ``torch.compile`` (``--compile``):
    compile time, patches/s against eager, features against eager (last: it can take
    minutes).
 
@@ -92,6 +94,8 @@ class Sizes:
     epochs: int
     sweep: tuple[int, ...]
     finetune_epochs: int
+    oom_batch: int  # a batch that does not fit under the cap below
+    oom_cap_gib: float
 
 
 FULL = Sizes(
@@ -112,6 +116,8 @@ FULL = Sizes(
     epochs=10,
     sweep=(10_000, 50_000, 100_000),
     finetune_epochs=10,
+    oom_batch=1024,
+    oom_cap_gib=3.0,
 )
 SMOKE = Sizes(
     device="auto",
@@ -131,6 +137,8 @@ SMOKE = Sizes(
     epochs=10,
     sweep=(500,),
     finetune_epochs=2,
+    oom_batch=16,
+    oom_cap_gib=0.0,
 )
 
 
@@ -556,6 +564,50 @@ def step_finetune(ctx: Context) -> dict[str, Any]:
     return figures
 
 
+def step_out_of_memory(ctx: Context) -> dict[str, Any]:
+    """A GPU short of memory: extraction goes on in smaller batches, its features unchanged.
+
+    On the GPU this process is capped to ``oom_cap_gib``; on the CPU, which has no such
+    cap, the forward pass fails as a capped GPU's does, above a quarter of the batch.
+    """
+    sizes, device = ctx.sizes, ctx.device
+    config = replace(ctx.made["speed_config"], batch_size=sizes.oom_batch)
+    extractor = ctx.made["speed_extractor"]
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        total = torch.cuda.get_device_properties(device).total_memory
+        torch.cuda.set_per_process_memory_fraction(sizes.oom_cap_gib * 2**30 / total, device)
+    else:
+        forward = extractor.forward
+
+        def capped(x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] > sizes.oom_batch // 4:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+            return forward(x)
+
+        extractor.forward = capped
+    steps: list[Progress] = []
+    try:
+        job = extract_features(ctx.normals[0], ctx.work / "short_of_memory", config, extractor)
+        path = run_job(job, steps.append)
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_per_process_memory_fraction(1.0, device)
+            torch.cuda.empty_cache()
+        else:
+            del extractor.forward  # the class's own again
+    notes = [s.what for s in steps if "GPU memory short" in s.what]
+    _, reference = read_h5(ctx.work / "speed_warmup" / path.name)
+    figures: dict[str, Any] = {
+        "batch_asked": sizes.oom_batch,
+        "notes": notes,
+        "min_cosine": round(float(cosines(read_h5(path)[1], reference).min()), 5),
+    }
+    expect(figures, notes, "the capped GPU never ran short: a larger batch or a lower cap")
+    expect(figures, figures["min_cosine"] >= 0.99, "features differ after the batches shrank")
+    return figures
+
+
 def step_extract_compiled(ctx: Context) -> dict[str, Any]:
     """``--compile``: the same extraction through ``torch.compile`` (compiled on a warm-up)."""
     config = replace(ctx.made["speed_config"], compile=True, workers=max(ctx.sizes.threads))
@@ -586,12 +638,14 @@ STEPS: list[tuple[str, Callable[[Context], dict[str, Any]]]] = [
     ("training", step_training),
     ("inference", step_inference),
     ("finetune", step_finetune),
+    ("out_of_memory", step_out_of_memory),
     ("extract_compiled", step_extract_compiled),  # last: compiling can take minutes
 ]
 NEEDS = {
     "dask_gpu": "extract_order",
     "training": "extract_speed",
     "inference": "training",
+    "out_of_memory": "extract_speed",
     "extract_compiled": "extract_speed",
 }
 

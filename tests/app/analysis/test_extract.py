@@ -19,6 +19,7 @@ from slidescope.app.analysis.feature_writer import partial_path
 from slidescope.app.cli import main
 from slidescope.app.errors import MissingMppError
 from slidescope.app.jobs import run_job
+from slidescope.models.devices import DeviceMemoryError
 from tissue_slides import he_like_image, write_pyramid_tiff
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -138,6 +139,48 @@ def test_compiled_extraction_compiles_once(slide_path, tmp_path) -> None:
         assert np.array_equal(f["coords"][:], e["coords"][:])
         assert np.allclose(f["features"][:], e["features"][:], atol=1e-4)
         assert np.allclose(g["features"][:], e["features"][:], atol=1e-4)
+
+
+def _short_of_memory(extractor: torch.nn.Module, most: int) -> list[int]:
+    """Make ``extractor`` fail as a GPU short of memory does on batches over ``most``."""
+    forward, sizes = extractor.forward, []
+
+    def on_a_small_gpu(x: torch.Tensor) -> torch.Tensor:
+        sizes.append(x.shape[0])
+        if x.shape[0] > most:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB. GPU 0")
+        return forward(x)
+
+    extractor.forward = on_a_small_gpu
+    return sizes
+
+
+def test_a_gpu_short_of_memory_goes_on_in_smaller_batches(slide_path, reference, tmp_path):
+    extractor = build_extractor(CONFIG, torch.device("cpu"))
+    sizes = _short_of_memory(extractor, most=2)
+    steps: list = []
+    path = run_job(extract_features(slide_path, tmp_path, CONFIG, extractor), steps.append)
+    assert [s.what for s in steps if "GPU" in s.what] == [
+        "case01: GPU memory short: 4 patches a batch",
+        "case01: GPU memory short: 2 patches a batch",
+    ]
+    assert sizes[:3] == [8, 4, 2]
+    assert max(sizes[2:]) == 2
+    with h5py.File(path, "r") as f:
+        assert np.array_equal(f["coords"][:], reference[0])
+        assert np.allclose(f["features"][:], reference[1], atol=1e-5)
+
+
+def test_a_gpu_without_room_for_one_patch_says_so(slide_path, tmp_path) -> None:
+    extractor = build_extractor(CONFIG, torch.device("cpu"))
+    _short_of_memory(extractor, most=0)
+    message = (
+        r"case01.tiff: the GPU has not enough memory for builtin on even one patch "
+        r"\(tried to allocate 1.50 gib\); extract with --device cpu"
+    )
+    with pytest.raises(DeviceMemoryError, match=message):
+        run_job(extract_features(slide_path, tmp_path, CONFIG, extractor))
+    assert not (tmp_path / "case01.h5").exists()
 
 
 def test_a_slide_without_tissue_is_an_empty_bag(glass_path, tmp_path) -> None:

@@ -12,6 +12,7 @@ from slidescope.app.analysis.inference import NoTeacherError, analyze_slide
 from slidescope.app.analysis.results_cache import result_paths
 from slidescope.app.jobs import Progress, run_job
 from slidescope.models.checkpoints import CheckpointMeta, save_checkpoint
+from slidescope.models.devices import DeviceMemoryError
 from slidescope.models.errors import CheckpointError
 from slidescope.models.extractors.builtin import BUILTIN_DIM
 from slidescope.models.mil.registry import create_model
@@ -132,6 +133,38 @@ def test_another_mask_ratio_is_computed_again_from_cached_features(
     assert not any("cache" in s.what or "features" in s.what for s in steps)
     assert other.masked.sum() == int(analysis.n_patches * 0.5)
     np.testing.assert_allclose(other.attention, analysis.attention, rtol=1e-5)
+
+
+def test_a_bag_too_large_for_the_gpu_runs_on_the_cpu(workdir, first_run, monkeypatch) -> None:
+    from slidescope.app.analysis import inference
+
+    real, devices = inference._run_model, []
+
+    def on_a_small_gpu(checkpoint: Path, device: str, *rest: object) -> object:
+        devices.append(device)
+        if device != "cpu":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.10 GiB. GPU 0")
+        return real(checkpoint, device, *rest)
+
+    monkeypatch.setattr(inference, "_run_model", on_a_small_gpu)
+    slide, checkpoint = workdir / "slide.tiff", workdir / "abmil.safetensors"
+    steps: list[Progress] = []
+    analysis = run_job(
+        analyze_slide(slide, checkpoint, workdir / "cache", mask_ratio=0.3), steps.append
+    )
+    assert devices == ["auto", "cpu"]
+    n = first_run[0].n_patches
+    assert f"slide: GPU memory short for {n} patches: the model runs on the CPU" in [
+        s.what for s in steps
+    ]
+    np.testing.assert_allclose(analysis.attention, first_run[0].attention, rtol=1e-5)
+    # a GPU the user asked for by name: a clear error, not a silent move
+    message = (
+        rf"slide.tiff: the GPU ran out of memory running abmil on the slide's {n} patches "
+        r"\(tried to allocate 3.10 gib\); analyse it with --device cpu"
+    )
+    with pytest.raises(DeviceMemoryError, match=message):
+        run_job(analyze_slide(slide, checkpoint, workdir / "cache", device="cuda", mask_ratio=0.4))
 
 
 @pytest.mark.parametrize("arch", ["abmil_gated", "transmil", "dsmil", "clam_sb", "mean_pool"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING
 
@@ -58,3 +59,11 @@ def resolve_device(name: str) -> torch.device:
                 f"device {name!r} asked for, but there are {torch.cuda.device_count()} GPU(s)"
             )
     return device
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use (its affinity, where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

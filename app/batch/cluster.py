@@ -12,7 +12,6 @@ import contextlib
 import importlib
 import importlib.util
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -131,11 +130,3 @@ def dashboard_of(client: Any) -> str:
     if "dashboard" not in info.get("services", {}):
         return "not available (install bokeh on the scheduler for one)"
     return str(client.dashboard_link)
-
-
-def cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1

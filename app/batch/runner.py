@@ -30,7 +30,6 @@ from typing import Any, Protocol, TypeVar
 from slidescope.app.batch.cluster import (
     WARM_MODULES,
     connect,
-    cores,
     dashboard_of,
     gpu_workers,
     local_cluster,
@@ -40,6 +39,7 @@ from slidescope.app.batch.cluster import (
 from slidescope.app.batch.outcomes import SlideOutcome, write_summary
 from slidescope.app.jobs import Job, Progress
 from slidescope.app.slides.slide import slide_id_of
+from slidescope.models.devices import usable_cores
 
 #: executions of one slide before it is given up (a first try and one retry)
 MAX_TRIES = 2
@@ -70,7 +70,7 @@ def choose_workers(slides: Sequence[str | Path], available_cores: int | None = N
     :data:`CLUSTER_WORTH_S` of estimated serial work; then one worker per core, at most
     one per slide.
     """
-    available = available_cores or cores()
+    available = available_cores or usable_cores()
     if len(slides) < 2 or available < 2:
         return 0
     size = 0
@@ -254,7 +254,7 @@ def _on_dask(
         stack.enter_context(quiet_distributed())
         if scheduler is None:
             client = stack.enter_context(local_cluster(workers, allowed_failures=max_tries - 1))
-            threads = max(1, cores() // max(1, workers))
+            threads = max(1, usable_cores() // max(1, workers))
             say(f"local Dask cluster of {workers} worker process(es)")
         else:
             client = connect(scheduler)

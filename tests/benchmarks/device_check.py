@@ -10,7 +10,7 @@ gives against the CPU, then times it:
 2. ``extract_speed``: ViT-L/14 (random weights) over a cohort of demo slides, one extractor
    for all, as ``slidescope extract`` runs them; patches/s of the feature phase against the
    pure bf16 forward pass of the same batch size on tensors already on the device (aim
-   >= 0.9, issue 17's benchmark 5), with the default 2 and with more reading threads;
+   >= 0.9, issue 17's benchmark 5), with 2 and with the default reading threads;
    bf16 against float32 features of the same patches.
 3. ``dask_gpu``: a local Dask cluster whose workers declare ``GPU=1`` extracts through
    ``run_batch(gpu=True)``; its features equal step 1's device run.
@@ -68,6 +68,7 @@ from slidescope.app.analysis.extract import (
     ExtractConfig,
     build_extractor,
     extract_features,
+    reading_threads,
 )
 from slidescope.app.jobs import Progress, run_job
 from slidescope.models.devices import resolve_device
@@ -87,7 +88,7 @@ class Sizes:
     speed_extractor: str
     speed_geometry: tuple[float, int]
     speed_batch: int
-    threads: tuple[int, ...]
+    threads: tuple[int | None, ...]  # None: the default (reading_threads)
     forward_batches: int
     bags: int
     instances: int
@@ -109,7 +110,7 @@ FULL = Sizes(
     speed_extractor="vit_large_patch14",
     speed_geometry=(0.25, 224),
     speed_batch=256,
-    threads=(2, 12),
+    threads=(2, None),
     forward_batches=10,
     bags=48,
     instances=1000,
@@ -342,15 +343,16 @@ def step_extract_speed(ctx: Context) -> dict[str, Any]:
     feature_phase(ctx.normals[0], ctx.work / "speed_warmup", config, extractor)
     figures: dict[str, Any] = {"extractor": sizes.speed_extractor, "batch": sizes.speed_batch}
     for threads in sizes.threads:
-        out = ctx.work / f"speed_features_{threads}"
+        label = "default" if threads is None else threads
+        out = ctx.work / f"speed_features_{label}"
         patches = features_s = total_s = 0.0
         for slide in ctx.cohort:
             n, phase, whole, _ = feature_phase(
                 slide, out, replace(config, workers=threads), extractor
             )
             patches, features_s, total_s = patches + n, features_s + phase, total_s + whole
-        figures[f"patches_per_s_{threads}_threads"] = round(patches / features_s, 1)
-        figures[f"with_open_and_tissue_{threads}_threads"] = round(patches / total_s, 1)
+        figures[f"patches_per_s_{label}_threads"] = round(patches / features_s, 1)
+        figures[f"with_open_and_tissue_{label}_threads"] = round(patches / total_s, 1)
         figures["patches"] = int(patches)
         ctx.made["speed_features"] = out
         ctx.made["speed_rate"] = max(ctx.made.get("speed_rate", 0.0), patches / features_s)
@@ -377,7 +379,8 @@ def step_extract_speed(ctx: Context) -> dict[str, Any]:
     figures["prepare_and_forward_per_s"] = round(
         sizes.forward_batches * sizes.speed_batch / prep_s, 1
     )
-    best = max(figures[f"patches_per_s_{t}_threads"] for t in sizes.threads)
+    figures["default_threads"] = reading_threads(None, device)
+    best = max(v for k, v in figures.items() if k.startswith("patches_per_s_"))
     figures["pipeline_over_forward"] = round(best / pure, 3)
     figures["bf16_relative_error"] = round(relative_error(low, reference), 5)
     figures["bf16_min_cosine"] = round(float(cosines(low, reference).min()), 5)
@@ -610,7 +613,7 @@ def step_out_of_memory(ctx: Context) -> dict[str, Any]:
 
 def step_extract_compiled(ctx: Context) -> dict[str, Any]:
     """``--compile``: the same extraction through ``torch.compile`` (compiled on a warm-up)."""
-    config = replace(ctx.made["speed_config"], compile=True, workers=max(ctx.sizes.threads))
+    config = replace(ctx.made["speed_config"], compile=True)
     extractor = ctx.made["speed_extractor"]
     start = time.perf_counter()
     feature_phase(ctx.normals[0], ctx.work / "compiled_warmup", config, extractor)

@@ -17,7 +17,8 @@ HELP = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_slides(
-        parser, help="slide files, OME-Zarr folders, folders of slides or CSV lists (column 'slide')"
+        parser,
+        help="slide files, OME-Zarr folders, folders of slides or CSV lists (column 'slide')",
     )
     add_out(parser, "folder of the feature files")
     parser.add_argument(
@@ -27,9 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "vit_{small,base,large,huge}_patch{14,16}, timm:<name>",
     )
     parser.add_argument("--weights", type=Path, help="local weights file of the extractor")
-    parser.add_argument(
-        "--target-mpp", type=float, default=0.5, help="patch resolution in µm/px"
-    )
+    parser.add_argument("--target-mpp", type=float, default=0.5, help="patch resolution in µm/px")
     parser.add_argument(
         "--patch", type=int, default=256, help="patch side in pixels at --target-mpp"
     )
@@ -43,7 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
     parser.add_argument("--batch-size", type=int, default=64, help="patches per forward pass")
     parser.add_argument(
-        "--read-threads", type=int, default=2, help="patch reading threads per slide"
+        "--read-threads",
+        type=int,
+        help="patch reading threads per slide (default: 2 on the CPU; with a GPU, every core "
+        "but two, up to 8)",
     )
     add_slide_mpp(parser)
     parser.add_argument(

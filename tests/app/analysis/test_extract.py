@@ -14,6 +14,7 @@ from slidescope.app.analysis.extract import (
     ExtractConfig,
     build_extractor,
     extract_features,
+    reading_threads,
 )
 from slidescope.app.analysis.feature_writer import partial_path
 from slidescope.app.cli import main
@@ -139,6 +140,18 @@ def test_compiled_extraction_compiles_once(slide_path, tmp_path) -> None:
         assert np.array_equal(f["coords"][:], e["coords"][:])
         assert np.allclose(f["features"][:], e["features"][:], atol=1e-4)
         assert np.allclose(g["features"][:], e["features"][:], atol=1e-4)
+
+
+def test_reading_threads_follow_the_device(monkeypatch) -> None:
+    from slidescope.app.analysis import extract
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert reading_threads(5, gpu) == 5
+    assert reading_threads(None, cpu) == 2
+    for cores, threads in [(16, 8), (7, 5), (4, 2), (1, 2)]:
+        monkeypatch.setattr(extract, "usable_cores", lambda cores=cores: cores)
+        assert reading_threads(None, gpu) == threads
+        assert reading_threads(None, cpu) == 2
 
 
 def _short_of_memory(extractor: torch.nn.Module, most: int) -> list[int]:

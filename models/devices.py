@@ -67,3 +67,14 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def describe_device(device: torch.device) -> str:
+    """``cuda:0 (NVIDIA H200, 140 GiB)`` or ``cpu (16 cores)``: what a run goes on, in words."""
+    import torch
+
+    if device.type != "cuda":
+        return f"{device.type} ({usable_cores()} cores)"
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(index)
+    return f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.0f} GiB)"

@@ -28,6 +28,7 @@ from slidescope.models.devices import (
     DeviceMemoryError,
     allocation_of,
     check_device_name,
+    describe_device,
     resolve_device,
     usable_cores,
 )
@@ -105,6 +106,18 @@ def reading_threads(asked: int | None, device: torch.device) -> int:
     if device.type != "cuda":
         return 2
     return max(2, min(MAX_GPU_READ_THREADS, usable_cores() - 2))
+
+
+def describe_run(config: ExtractConfig, device: torch.device) -> str:
+    """One line on how an extraction runs: extractor, device, batch, threads, precision."""
+    precision = ""
+    if device.type == "cuda":
+        precision = ", bf16" if torch.cuda.is_bf16_supported() else ", fp16"
+    return (
+        f"{config.extractor} on {describe_device(device)}: {config.batch_size} patches a "
+        f"batch, {reading_threads(config.workers, device)} reading threads{precision}"
+        f"{', compiled' if config.compile else ''}"
+    )
 
 
 def build_extractor(config: ExtractConfig, device: torch.device) -> FeatureExtractor:

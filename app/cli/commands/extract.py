@@ -56,13 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slidescope.app.analysis.extract import ExtractConfig
+    from slidescope.app.analysis.extract import ExtractConfig, describe_run
     from slidescope.app.analysis.roi import load_roi
     from slidescope.app.batch.runner import run_batch
     from slidescope.app.batch.tasks import ExtractTask, run_extract_task, wants_gpu
     from slidescope.app.cli.batch_options import note, report, resolve_workers
     from slidescope.app.cli.progress import run_with_progress
     from slidescope.app.export.batch import expand_slides
+    from slidescope.models.devices import resolve_device
 
     if args.roi is not None:
         load_roi(args.roi)  # a bad ROI fails once, before any slide
@@ -85,9 +86,13 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     tasks = [ExtractTask(str(slide), str(out), config) for slide in slides]
+    workers = resolve_workers(args, slides)
+    if args.scheduler is None and workers == 0:
+        # the work runs on this machine: say on what (and refuse a GPU it has not, once)
+        note(describe_run(config, resolve_device(config.device)))
     job = run_batch(
-        tasks, run_extract_task, out, workers=resolve_workers(args, slides),
-        scheduler=args.scheduler, gpu=wants_gpu(config), on_message=note,
+        tasks, run_extract_task, out, workers=workers, scheduler=args.scheduler,
+        gpu=wants_gpu(config), on_message=note,
     )  # fmt: skip
     outcomes = run_with_progress(job, f"extract {len(tasks)} slide(s)")
     return report("extract", outcomes, out / "summary.csv", args.json)

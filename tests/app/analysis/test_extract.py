@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import replace
 
@@ -223,7 +224,14 @@ def test_extract_command(slide_path, glass_path, tmp_path, capsys) -> None:
     args = ["extract", str(slide_path), str(glass_path), "--out", str(out), "--patch", "64"]
     args += ["--target-mpp", "1"]
     assert main([*args, "--device", "cpu", "--workers", "0", "--json"]) == 0
-    outcome = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    outcome = json.loads(printed.out)
+    # how it runs, on stderr: stdout stays machine-readable
+    assert re.search(
+        r"^builtin on cpu \(\d+ cores\): 64 patches a batch, 2 reading threads$",
+        printed.err,
+        re.MULTILINE,
+    ), printed.err
     assert outcome["counts"]["done"] == 1
     assert outcome["counts"]["no tissue"] == 1  # the glass slide: an empty bag, said so
     assert [s["status"] for s in outcome["slides"]] == ["done", "no tissue"]
@@ -238,6 +246,13 @@ def test_extract_command(slide_path, glass_path, tmp_path, capsys) -> None:
     uni = ["extract", str(slide_path), "--out", str(out), "--extractor", "uni", "--workers", "0"]
     assert main(uni) == 1
     assert "--weights" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # a GPU this machine has not: one error, before any slide
+        assert main([*args, "--device", "cuda", "--workers", "0"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            "slidescope extract: error: device 'cuda' asked for, but torch sees no CUDA GPU; "
+            "use --device cpu"
+        ]
 
 
 def test_tissue_command(slide_path, tmp_path, capsys) -> None:

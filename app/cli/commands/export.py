@@ -15,9 +15,10 @@ HELP = (
 )
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_slides(parser, help="slide files, folders of slides or CSV lists (column 'slide' or 'path')")
+    add_slides(
+        parser, help="slide files, folders of slides or CSV lists (column 'slide' or 'path')"
+    )
     parser.add_argument(
         "--checkpoint",
         "--model",
@@ -52,9 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="contour threshold on the displayed (normalised) scores, e.g. 0.5",
     )
     parser.add_argument("--colormap", default="turbo", help="matplotlib colormap")
-    parser.add_argument(
-        "--opacity", type=float, default=0.5, help="overlay opacity 0-1"
-    )
+    parser.add_argument("--opacity", type=float, default=0.5, help="overlay opacity 0-1")
     parser.add_argument(
         "--overlay",
         choices=("ome-tiff", "ome-zarr", "none"),
@@ -98,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from slidescope.app.export.batch import ExportTask, expand_slides, export_batch
     from slidescope.app.export.slide_export import ExportOptions
     from slidescope.models.checkpoints import load_checkpoint
+    from slidescope.models.devices import describe_device, resolve_device
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     if kinds == ("all",):
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         overlay_format=args.overlay,
     )
     # a wrong checkpoint (metadata, weights, shapes) fails once, before any slide
-    load_checkpoint(args.checkpoint, device="cpu")
+    meta = load_checkpoint(args.checkpoint, device="cpu").meta
     slides = expand_slides(args.slide)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -135,9 +135,11 @@ def run(args: argparse.Namespace) -> int:
         )
         for slide in slides
     ]
-    job = export_batch(
-        tasks, out, workers=resolve_workers(args, slides), scheduler=args.scheduler,
-        on_message=note,
-    )  # fmt: skip
+    workers = resolve_workers(args, slides)
+    if args.scheduler is None and workers == 0:
+        # the work runs on this machine: say on what (and refuse a GPU it has not, once)
+        device = describe_device(resolve_device(args.device))
+        note(f"{meta.architecture} ({Path(args.checkpoint).name}) on {device}")
+    job = export_batch(tasks, out, workers=workers, scheduler=args.scheduler, on_message=note)
     outcomes = run_with_progress(job, f"export {len(tasks)} slide(s)")
     return report("export", outcomes, out / "summary.csv", args.json)

@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         finetune,
         prepare_finetune,
     )
+    from slidescope.models.devices import describe_device, resolve_device
 
     project = None
     labels = read_labels_csv(args.labels)
@@ -199,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
         outside_class=args.outside_class,
     )  # fmt: skip
     plan = prepare_finetune(request)
+    device = describe_device(resolve_device(request.settings.device))
+    if not args.quiet:
+        print(f"fine-tuning on {device}", file=sys.stderr)
     for caution in plan.cautions:
         print(f"caution: {caution}", file=sys.stderr)
     outcome = run_with_progress(finetune(request, plan), f"finetune ({args.method})", args.quiet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +336,7 @@ _SHOWN = ("auc", "accuracy", "balanced_accuracy", "f1", "c_index")
 def run(args: argparse.Namespace) -> int:
     """Train and print where the model went and its validation figures."""
     from slidescope.app.cli.progress import run_with_progress
+    from slidescope.models.devices import describe_device, resolve_device
     from slidescope.models.training.crossval import cross_validate
     from slidescope.models.training.trainer import train
 
@@ -351,6 +353,9 @@ def run(args: argparse.Namespace) -> int:
         )
     # Every setting, the model name and its arguments are checked before any data loads.
     config.validate()
+    device = describe_device(resolve_device(config.device))  # a GPU this machine lacks: here
+    if not args.quiet:
+        print(f"training {config.model} ({config.method}) on {device}", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.annotations is not None:
         from slidescope.app.training.train_annotated import train_annotated

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from slidescope.models.errors import ModelError
@@ -59,6 +61,25 @@ def resolve_device(name: str) -> torch.device:
                 f"device {name!r} asked for, but there are {torch.cuda.device_count()} GPU(s)"
             )
     return device
+
+
+@contextmanager
+def gpu_memory_explained(what: str, advice: str) -> Iterator[None]:
+    """Re-raise the GPU's out-of-memory error as a :class:`DeviceMemoryError`.
+
+    Its message: ``<what>: the GPU ran out of memory (tried to allocate ...); <advice>``.
+    The allocator's cached blocks are handed back first (the error held the tensors).
+    """
+    import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError as error:
+        detail = allocation_of(error)
+    else:
+        return
+    torch.cuda.empty_cache()
+    raise DeviceMemoryError(f"{what}: the GPU ran out of memory ({detail}); {advice}")
 
 
 def usable_cores() -> int:

@@ -12,7 +12,7 @@ checkpoint with its lineage and can resume after a kill.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from slidescope.app.training.patch_labels import (
     region_classes,
 )
 from slidescope.models.checkpoints import CheckpointMeta, check_compatible, read_meta
+from slidescope.models.devices import DeviceMemoryError, allocation_of
 from slidescope.models.errors import ModelError
 from slidescope.models.features import read_coords, read_feature_info
 from slidescope.models.training.finetune import FinetuneBag, FinetuneResult, finetune_model
@@ -305,10 +306,28 @@ def finetune(request: FinetuneRequest, plan: FinetunePlan | None = None) -> Job[
     out = Path(request.out)
     lineage = _lineage(plan, counts)
     yield Progress(0, None, "fine-tuning")
-    result = yield from finetune_model(
-        Path(request.base), bags, class_names, request.settings, out,
-        out.parent / f".{out.name}.finetune-state", lineage,
-    )  # fmt: skip
+    import torch
+
+    settings, state = request.settings, out.parent / f".{out.name}.finetune-state"
+    short_of_memory = False
+    try:
+        result = yield from finetune_model(
+            Path(request.base), bags, class_names, settings, out, state, lineage
+        )
+    except torch.OutOfMemoryError as error:
+        if settings.device != "auto":
+            raise DeviceMemoryError(
+                f"fine-tuning on {settings.device}: the GPU ran out of memory "
+                f"({allocation_of(error)}); fine-tune on the CPU (--device cpu)"
+            ) from None
+        short_of_memory = True
+    if short_of_memory:  # "auto" on a GPU too small for these bags: the CPU has room
+        torch.cuda.empty_cache()
+        yield Progress(0, None, "GPU memory short: fine-tuning starts again on the CPU")
+        settings = replace(settings, device="cpu")
+        result = yield from finetune_model(
+            Path(request.base), bags, class_names, settings, out, state, lineage
+        )
     return FinetuneOutcome(result, plan, counts)
 
 

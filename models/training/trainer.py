@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from slidescope.models.devices import resolve_device
+from slidescope.models.devices import gpu_memory_explained, resolve_device
 from slidescope.models.jobs import Job, Progress
 from slidescope.models.training.config import TrainingConfig, TrainingConfigError
 from slidescope.models.training.data import TrainingSet, load_training_set
@@ -137,8 +137,12 @@ def fit(config: TrainingConfig, training_set: TrainingSet) -> TrainingJob:
         if saved is not None:
             restore(run, saved)
         while run.epoch < config.epochs:
-            train_loss = yield from run_epoch(run)
-            figures = validate(run, train_loss)
+            with gpu_memory_explained(
+                f"training {config.model}",
+                "cap the patches per bag (--max-instances) or train on the CPU (--device cpu)",
+            ):
+                train_loss = yield from run_epoch(run)
+                figures = validate(run, train_loss)
             stop = select(run, figures)
             if config.resume:
                 save_state(config.out, snapshot(run, stop))

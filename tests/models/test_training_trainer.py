@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from slidescope.models.checkpoints import load_checkpoint
+from slidescope.models.devices import DeviceMemoryError
 from slidescope.models.errors import FeatureFileError
 from slidescope.models.jobs import Progress, run_job
 from slidescope.models.training.config import MHIMConfig, TrainingConfig, TrainingConfigError
@@ -247,3 +248,20 @@ def test_the_training_package_names_resolve_on_first_use() -> None:
         assert getattr(training, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         training.nothing_here  # noqa: B018
+
+
+def test_a_gpu_short_of_memory_says_what_to_do(bags, tmp_path, monkeypatch) -> None:
+    from slidescope.models.training import trainer
+
+    def on_a_small_gpu(run: object) -> object:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB. GPU 0")
+        yield  # a job, as run_epoch is
+
+    monkeypatch.setattr(trainer, "run_epoch", on_a_small_gpu)
+    message = (
+        r"^training abmil: the GPU ran out of memory \(tried to allocate 9.00 gib\); "
+        r"cap the patches per bag \(--max-instances\) or train on the CPU \(--device cpu\)$"
+    )
+    with pytest.raises(DeviceMemoryError, match=message):
+        _run(_config(bags, tmp_path / "m.safetensors"))
+    assert not (tmp_path / "m.safetensors").exists()

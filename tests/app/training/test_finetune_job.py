@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from slidescope.app.demo.generate import generate_demo_slide, lesions_path_for
 from slidescope.app.demo.layout import planned_lesion_count
-from slidescope.app.jobs import run_job
+from slidescope.app.jobs import Progress, run_job
 from slidescope.app.training.finetune import (
     FinetuneInputError,
     FinetuneRequest,
@@ -18,6 +20,7 @@ from slidescope.app.training.finetune import (
 )
 from slidescope.app.training.patch_labels import LABELS_ONLY_CAUTION
 from slidescope.models.checkpoints import read_meta
+from slidescope.models.devices import DeviceMemoryError
 from slidescope.models.training.finetune_settings import FinetuneSettings
 from slidescope.resources import __file__ as resources_init
 from training_bags import write_feature_file
@@ -174,3 +177,39 @@ def test_finetune_records_lineage_and_derives_the_label(slides, tmp_path) -> Non
     assert "date" in lineage
     assert "rules" in lineage
     assert meta.class_names == ["lesion", "normal"]
+
+
+def test_a_gpu_too_small_fine_tunes_on_the_cpu_when_the_device_was_auto(
+    slides, tmp_path, monkeypatch
+) -> None:
+    from slidescope.app.training import finetune as job
+
+    real, devices = job.finetune_model, []
+
+    def on_a_small_gpu(base, bags, class_names, settings, *rest):  # type: ignore[no-untyped-def]
+        devices.append(settings.device)
+        if settings.device != "cpu":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.50 GiB. GPU 0")
+        return (yield from real(base, bags, class_names, settings, *rest))
+
+    monkeypatch.setattr(job, "finetune_model", on_a_small_gpu)
+    chosen = [TrainingSlide(slides["lesion"], "lesion"), TrainingSlide(slides["normal"], "normal")]
+    auto = FinetuneSettings(epochs=1, device="auto")
+    steps: list[Progress] = []
+    outcome = run_job(finetune(_request(tmp_path, chosen, settings=auto)), steps.append)
+    assert devices == ["auto", "cpu"]
+    assert "GPU memory short: fine-tuning starts again on the CPU" in [s.what for s in steps]
+    assert outcome.result.path.is_file()
+    # a GPU asked for by name (features already in the cache): a clear error, no model
+    named = replace(
+        outcome.plan.request,
+        out=tmp_path / "named.safetensors",
+        settings=FinetuneSettings(epochs=1, device="cuda"),
+    )
+    message = (
+        r"fine-tuning on cuda: the GPU ran out of memory \(tried to allocate 2.50 gib\); "
+        r"fine-tune on the CPU \(--device cpu\)"
+    )
+    with pytest.raises(DeviceMemoryError, match=message):
+        run_job(finetune(named))
+    assert not named.out.exists()

@@ -67,11 +67,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))  # train
 from slidescope.app.analysis.extract import (
     ExtractConfig,
     build_extractor,
+    describe_run,
     extract_features,
     reading_threads,
 )
 from slidescope.app.jobs import Progress, run_job
-from slidescope.models.devices import resolve_device
+from slidescope.models.devices import describe_device, resolve_device
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,7 @@ def step_environment(ctx: Context) -> dict[str, Any]:
     start = time.perf_counter()
     make_slides(ctx)  # first: its processes start before this one holds a CUDA context
     figures: dict[str, Any] = {"slides_s": round(time.perf_counter() - start, 1)}
-    figures.update(torch=torch.__version__, device=str(ctx.device))
+    figures.update(torch=torch.__version__, device=describe_device(ctx.device))
     if ctx.device.type == "cuda":
         props = torch.cuda.get_device_properties(ctx.device)
         figures.update(
@@ -341,7 +342,7 @@ def step_extract_speed(ctx: Context) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     # warm-up: CUDA context, cuBLAS/cuDNN handles, the reading threads' first tiles
     feature_phase(ctx.normals[0], ctx.work / "speed_warmup", config, extractor)
-    figures: dict[str, Any] = {"extractor": sizes.speed_extractor, "batch": sizes.speed_batch}
+    figures: dict[str, Any] = {"run": describe_run(config, device)}
     for threads in sizes.threads:
         label = "default" if threads is None else threads
         out = ctx.work / f"speed_features_{label}"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from slidescope.app.analysis.checkpoint_features import (
     check_given_features,
     features_for,
@@ -306,8 +307,6 @@ def finetune(request: FinetuneRequest, plan: FinetunePlan | None = None) -> Job[
     out = Path(request.out)
     lineage = _lineage(plan, counts)
     yield Progress(0, None, "fine-tuning")
-    import torch
-
     settings, state = request.settings, out.parent / f".{out.name}.finetune-state"
     short_of_memory = False
     try:

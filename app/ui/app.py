@@ -47,12 +47,22 @@ def open_window() -> Any:
     from slidescope.app.ui.singleton_guard import guard_singletons
 
     guard_singletons()
+    from qtpy.QtCore import QTimer
     from slidescope.app.ui.main_window import SlideScopeWindow
 
-    window = SlideScopeWindow()
+    window = SlideScopeWindow()  # napari shows it
     freeze_startup_objects(window)
-    freeze_when_imported(window, import_in_background())
+    # the imports wait until the window has painted: on a thread they still take much of
+    # the interpreter's time, and started at once they raced its first paints (0.3-0.8 s
+    # under Xvfb) with torch often imported before the window was on screen
+    painted = threading.Event()
+    QTimer.singleShot(IMPORTS_AFTER_SHOW_MS, painted.set)
+    freeze_when_imported(window, import_in_background(after=painted))
     return window
+
+
+#: how long after the window shows the first slide's imports start
+IMPORTS_AFTER_SHOW_MS = 1000
 
 
 #: what the window imports the first time a slide opens, and nothing before it: napari's
@@ -61,15 +71,19 @@ def open_window() -> Any:
 FIRST_SLIDE_IMPORTS = ("pandas", "slidescope.app.analysis.inference")
 
 
-def import_in_background(modules: Sequence[str] = FIRST_SLIDE_IMPORTS) -> threading.Thread:
+def import_in_background(
+    modules: Sequence[str] = FIRST_SLIDE_IMPORTS, after: threading.Event | None = None
+) -> threading.Thread:
     """Import ``modules`` on a thread while the start page waits for the user.
 
     pandas alone is 0.4 s of the first slide's 1.2-1.7 s to the screen (10,240 × 8,192
     demo). A slide opened (or an analysis started) before it is done waits for the same
-    import, no longer.
+    import, no longer. With ``after``, the thread waits for that event first.
     """
 
     def run() -> None:
+        if after is not None:
+            after.wait()
         for name in modules:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)

@@ -73,6 +73,7 @@ def test_open_a_missing_file_is_an_error_without_a_window(windows, tmp_path, cap
 
 def test_first_slide_imports_run_on_a_thread(tmp_path, monkeypatch):
     import sys
+    import threading
 
     from slidescope.app.ui.app import import_in_background
 
@@ -80,7 +81,12 @@ def test_first_slide_imports_run_on_a_thread(tmp_path, monkeypatch):
         "import threading\nWHERE = threading.current_thread().name\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    thread = import_in_background(("slidescope_probe_module", "no_such_module_here"))
+    go = threading.Event()
+    thread = import_in_background(("slidescope_probe_module", "no_such_module_here"), after=go)
+    thread.join(timeout=0.2)
+    assert thread.is_alive()  # waiting for the window to paint
+    assert "slidescope_probe_module" not in sys.modules
+    go.set()
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert sys.modules["slidescope_probe_module"].WHERE == "slidescope-imports"

@@ -41,9 +41,13 @@ def run_window(paths: Sequence[str] = (), *, event_loop: bool = True) -> int:
 
 def open_window() -> Any:
     """A SlideScope window as the application opens it (tests make theirs themselves)."""
-    # napari slices layers in a worker thread when asked before it is imported, so a slow
-    # tile never blocks the window (the tile cache makes slicing cheap either way)
-    os.environ.setdefault("NAPARI_ASYNC", "1")
+    # napari's experimental slicing on a worker thread stays off (napari's default; set
+    # before napari is imported, over a preference left on): its thread's Qt signal
+    # deadlocked with the main thread deleting widgets under PySide (closing a slide hung
+    # the window in 1 of 8 launches). Slicing reads through the tile cache, whose threads
+    # decode a view's tiles in parallel, so the main thread waits ~0.1 s at most on a cold
+    # view.
+    os.environ.setdefault("NAPARI_ASYNC", "0")
     from slidescope.app.ui.singleton_guard import guard_singletons
 
     guard_singletons()

@@ -117,6 +117,35 @@ def test_the_window_starts_without_torch(tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_the_window_slices_on_the_main_thread(tmp_path):
+    """napari's experimental slicing thread stays off, even over a napari preference: its
+    Qt signal deadlocked with the main thread closing a slide (1 launch in 8 hung)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from qtpy.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from napari.settings import get_settings\n"
+        "from slidescope.app.ui.app import open_window\n"
+        "window = open_window()\n"
+        "print(window.viewer._layer_slicer._force_sync)\n"
+        "window.viewer.close()\n"
+    )
+    env = {**os.environ, "SLIDESCOPE_CONFIG": str(tmp_path / "config")}
+    env.pop("NAPARI_ASYNC", None)
+    # a napari preference left on, as a researcher may have it
+    napari_config = tmp_path / "napari.yaml"
+    napari_config.write_text("experimental:\n  async_: true\n")
+    env["NAPARI_CONFIG"] = str(napari_config)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "True"
+
+
 def test_background_imports_are_frozen_only_while_no_slide_is_open(qtbot):
     import gc
     import threading

@@ -146,10 +146,9 @@ SMOKE = Sizes(
 
 @dataclass
 class Context:
-    """What the steps share: sizes, folders, the slides and what earlier steps made."""
+    """What the steps share: sizes, the scratch folder, the slides and what earlier steps made."""
 
     sizes: Sizes
-    out: Path
     work: Path
     made: dict[str, Any]
 
@@ -208,21 +207,18 @@ def feature_phase(
 ) -> tuple[int, float, float, Path]:
     """(patches, seconds of the feature phase, seconds in all, feature file) of one slide."""
     start = time.perf_counter()
-    features_start, patches = None, 0
-    job = extract_features(slide, out, config, extractor)
-    step: Progress | None = None
-    while True:
-        try:
-            step = next(job)
-        except StopIteration as stop:
-            path = stop.value
-            break
-        if features_start is None and step.what.endswith("features"):
-            features_start = time.perf_counter()
-        patches = step.done if step.total else patches
+    seen: dict[str, Any] = {"features_start": None, "patches": 0}
+
+    def on_step(step: Progress) -> None:
+        if seen["features_start"] is None and step.what.endswith("features"):
+            seen["features_start"] = time.perf_counter()
+        if step.total:
+            seen["patches"] = step.done
+
+    path = run_job(extract_features(slide, out, config, extractor), on_step)
     synchronize()
     end = time.perf_counter()
-    return patches, end - (features_start or end), end - start, Path(path)
+    return seen["patches"], end - (seen["features_start"] or end), end - start, Path(path)
 
 
 def read_h5(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -680,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="slidescope-device-check-"))
-    ctx = Context(SMOKE if args.smoke else FULL, args.out, work, {})
+    ctx = Context(SMOKE if args.smoke else FULL, work, {})
     results: dict[str, dict[str, Any]] = {}
     chosen = chosen_steps(args.only)
     try:

@@ -127,7 +127,6 @@ def test_the_window_slices_on_the_main_thread(tmp_path):
     code = (
         "from qtpy.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
-        "from napari.settings import get_settings\n"
         "from slidescope.app.ui.app import open_window\n"
         "window = open_window()\n"
         "print(window.viewer._layer_slicer._force_sync)\n"

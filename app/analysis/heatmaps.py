@@ -22,6 +22,8 @@ from slidescope.app.errors import SettingsError
 
 Normalisation = Literal["raw", "minmax", "rank"]
 NORMALISATIONS: tuple[str, ...] = ("raw", "minmax", "rank")
+#: how the window names them (the dock's choices, the colour keys)
+NORMALISATION_NAMES = {"raw": "raw", "minmax": "min-max", "rank": "rank"}
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ def legend_stops(layer: HeatmapLayer, n: int = 5) -> list[tuple[float, str]]:
     """``n`` evenly spaced (share of the bar, value label) pairs for a colour-bar legend."""
     low, high = layer.contrast_limits
     if layer.kind == "masked":
-        return [(1.0, "masked")]
+        return [(1.0, "patches the teacher masks")]
     return [(i / (n - 1), f"{low + (high - low) * i / (n - 1):.3g}") for i in range(n)]
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from slidescope.app.analysis.heatmaps import DisplayChoices, HeatmapGrid, kind_scores
+from slidescope.app.analysis.heatmaps import (
+    NORMALISATION_NAMES,
+    DisplayChoices,
+    HeatmapGrid,
+    kind_scores,
+)
 from slidescope.app.analysis.slide_analysis import SlideAnalysis
 from slidescope.app.display.heatmap_layers import (
     LAYER_KINDS,
     HeatmapLayer,
     heatmap_layers,
-    kind_colormap,
     kind_grid,
     layer_colors,
     layer_values,
@@ -26,10 +30,12 @@ from slidescope.app.display.heatmap_layers import (
 )
 from slidescope.app.display.placement import SlideSpace, shapes_placement
 from slidescope.app.ui.napari_access import layers_changed_together
-from slidescope.app.ui.widgets.canvas_overlays import CanvasOverlays
+from slidescope.app.ui.widgets.canvas_overlays import CanvasOverlays, LegendEntry
 
 TITLES = dict(LAYER_KINDS)
 TARGET_LAYER = "target patch"
+#: value labels under each colour key: low, middle, high (a compact bar has room for three)
+LEGEND_STOPS = 3
 
 
 def napari_colormap(colors: Any, name: str) -> Any:
@@ -163,32 +169,30 @@ class HeatmapView:
         self.refresh_legend()
 
     def refresh_legend(self) -> None:
-        """The colour bar of the top visible heatmap (none when none is visible)."""
+        """The colour keys of the visible heatmaps, top layer first (none when none is)."""
         if self.overlays is None:
             return
         try:
-            self._refresh_legend()
+            self.overlays.colorbar.show_legends(self.legend_entries())
         except RuntimeError:  # the canvas (and its overlays) is already gone: nothing to show
             self.overlays = None
 
-    def _refresh_legend(self) -> None:
-        assert self.overlays is not None
-        for name in reversed(list(self.layers)):
-            layer = self.layers[name]
-            if layer.visible and layer in self.viewer.layers:
-                spec = self.specs[name]
-                title = TITLES.get(spec.kind, spec.kind)
-                if spec.kind == "prob":
-                    title = f"p({name[len('prob_') :]})"
-                display = self.displays[name]
-                self.overlays.colorbar.show_legend(title, spec.colors, legend_stops(spec))
-                if spec.kind != "masked":
-                    self.overlays.colorbar.setToolTip(
-                        f"{title}: {kind_colormap(spec.kind, display)}, "
-                        f"{display.normalisation} values; transparent below the floor"
-                    )
-                return
-        self.overlays.colorbar.clear()
+    def legend_entries(self) -> list[LegendEntry]:
+        """A key for each visible heatmap, top layer first, titled with its normalisation."""
+        entries = []
+        shown = [(n, layer) for n, layer in self.layers.items() if layer in self.viewer.layers]
+        shown.sort(key=lambda item: self.viewer.layers.index(item[1]), reverse=True)
+        for name, layer in shown:
+            if not layer.visible:
+                continue
+            spec = self.specs[name]
+            title = TITLES.get(spec.kind, spec.kind)
+            if spec.kind == "prob":
+                title = f"p({name[len('prob_') :]})"
+            if spec.kind != "masked":
+                title = f"{title} · {NORMALISATION_NAMES[self.displays[name].normalisation]}"
+            entries.append(LegendEntry(title, spec.colors, legend_stops(spec, LEGEND_STOPS)))
+        return entries
 
     # -- the target patch ------------------------------------------------------------------
 

@@ -311,10 +311,9 @@ class SlideScopeWindow:
         if getattr(notification, "severity", None) == NotificationSeverity.ERROR:
             self.overlays.error.show_error(str(notification.message))
 
-    def legend_title(self) -> str:
-        """The title of the colour bar on the canvas ("" when none is shown)."""
-        bar = self.overlays.colorbar
-        return bar.title if bar.colors is not None else ""
+    def legend_titles(self) -> list[str]:
+        """The titles of the colour keys on the canvas, top layer first."""
+        return self.overlays.colorbar.titles
 
     def _update_position(self, event: Any = None) -> None:
         self.position_label.setText(self.position_text(tuple(self.viewer.cursor.position)))

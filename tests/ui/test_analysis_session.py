@@ -54,7 +54,7 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
     # one kind at a time by default: another kind replaces attention
     window.analysis_dock.kind_boxes["hard"].setChecked(True)
     assert [layer.name for layer in window.viewer.layers][1:] == ["hard_attention", "Annotations"]
-    assert window.legend_title() == "Hard-instance attention"
+    assert window.legend_titles() == ["Hard-instance attention · min-max"]
     # every kind with "overlay several", then one class only; the predicted one is chosen
     window.analysis_dock.several.setChecked(True)
     assert window.analysis_dock.class_name() == analysis.predicted_class
@@ -71,6 +71,11 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
         window.analysis_dock.class_combo.findData("lesion")
     )
     assert "prob_normal" not in [layer.name for layer in window.viewer.layers]
+    # every painted heatmap has its colour key, the top layer's first
+    assert window.legend_titles() == [
+        "Hard-instance attention · min-max", "Masked salient set", "p(lesion) · min-max",
+        "Attention · min-max",
+    ]  # fmt: skip
     # attention and hard-instance attention never share a colormap
     assert (
         window.viewer.layers["attention"].colormap.name
@@ -100,6 +105,10 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
     assert not np.array_equal(layer.data, before)  # normalisation replaces the data only
     assert not window.viewer.layers["hard_attention"].visible
     assert layer.opacity == pytest.approx(0.7)
+    # a hidden layer has no key; a key names the normalisation it shows
+    assert window.legend_titles() == [
+        "Masked salient set", "p(lesion) · rank", "Attention · rank",
+    ]  # fmt: skip
     window.analysis_dock.normalisation.setCurrentIndex(
         window.analysis_dock.normalisation.findData("minmax")
     )

@@ -44,6 +44,30 @@ def test_long_model_names_wrap_in_the_right_column(qtbot) -> None:
     assert train.model_picker.minimumSizeHint().width() < RIGHT_WIDTH
 
 
+def test_slide_names_wrap_whole_in_the_train_dock(qtbot) -> None:
+    """Slide names share long prefixes (TCGA-A1-A0SB-01Z-00-DX1, -DX2): elided, they could
+    not be told apart; they wrap instead, with the slide's label and regions below."""
+    from slidescope.app.ui.widgets.train_dock import SlideRow, TrainDock
+
+    train = TrainDock()
+    qtbot.addWidget(train)
+    train.resize(RIGHT_WIDTH, 900)
+    train.show()
+    names = [f"TCGA-A1-A0SB-01Z-00-DX{i}.{LONG}" for i in (1, 2)]
+    train.set_slides([SlideRow(names[0], "tumor", 1), SlideRow(names[1], None, 0)])
+    table = train.slides_table
+    assert table.minimumSizeHint().width() < RIGHT_WIDTH
+    first, second = table.item(0, 0), table.item(1, 0)
+    assert first.text().replace(BREAK, "") == f"{names[0]}\ntumor · 1 region"
+    assert second.text().replace(BREAK, "") == f"{names[1]}\nno label · 0 regions"
+    assert first.toolTip() == names[0]
+    assert train.ticked() == [names[0]]  # the name itself, without breaks
+    # the row grows to show the whole wrapped name: several lines, not one elided
+    line = table.fontMetrics().lineSpacing()
+    qtbot.waitUntil(lambda: table.rowHeight(0) >= 4 * line)
+    assert table.horizontalScrollBar().maximum() == 0
+
+
 def test_a_long_path_wraps_in_the_slide_info_column(qtbot, tmp_path) -> None:
     from slidescope.app.slides import open_slide
     from slidescope.app.ui.widgets.slide_info import SlideInfo

@@ -19,12 +19,11 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from slidescope.app.analysis.heatmaps import NORMALISATIONS, DisplayChoices
+from slidescope.app.analysis.heatmaps import NORMALISATION_NAMES, NORMALISATIONS, DisplayChoices
 from slidescope.app.display.heatmap_layers import LAYER_KINDS
 from slidescope.app.ui.widgets.wrapping import breakable
 
 COLORMAPS = ("turbo", "inferno", "viridis", "magma", "plasma", "jet", "Reds", "YlOrRd")
-NORMALISATION_NAMES = {"raw": "raw", "minmax": "min-max", "rank": "rank"}
 
 
 class AnalysisDock(QWidget):

@@ -1,74 +1,132 @@
-"""Widgets drawn over the slide canvas: the heatmap's colour bar, the trust banner, the hover
+"""Widgets drawn over the slide canvas: the heatmaps' colour keys, the trust banner, the hover
 read-out. They are children of the canvas widget and keep their corner when it resizes."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from qtpy.QtCore import QEvent, QObject, QPoint, QRect, Qt
-from qtpy.QtGui import QColor, QLinearGradient, QPainter
+from qtpy.QtGui import QColor, QFont, QFontMetrics, QLinearGradient, QPainter
 from qtpy.QtWidgets import QLabel, QWidget
 
 MARGIN = 12
 
 
+@dataclass(frozen=True)
+class LegendEntry:
+    """One heatmap's key: its title, its colours (N × 4 float RGBA, low first) and the
+    (share of the bar, value label) pairs under it; one stop alone marks a set (a swatch)."""
+
+    title: str
+    colors: np.ndarray
+    stops: list[tuple[float, str]]
+
+
 class ColorBar(QWidget):
-    """A vertical colour bar with its title and value labels (the alpha ramp shown over a
-    checkerboard-free grey, so transparent low values read as 'not painted')."""
+    """The keys of the heatmaps on the canvas, one compact horizontal bar each, stacked in
+    the bottom-right corner (the top layer first): every painted heatmap has its key, and the
+    stack covers as little tissue as it can. The alpha ramp is shown over grey, so that
+    transparent low values read as 'not painted'."""
+
+    WIDTH = 210
+    MAX_WIDTH = 320
+    ENTRY_HEIGHT = 50
+    SET_HEIGHT = 40  # a set's key: its title and one swatch
+    PADDING = 6
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
         self.setObjectName("slidescope-colorbar")
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.title = ""
-        self.colors: np.ndarray | None = None
-        self.stops: list[tuple[float, str]] = []
-        self.resize(215, 190)
+        self.entries: list[LegendEntry] = []
+        self.resize(self.WIDTH, self.ENTRY_HEIGHT)
         self.hide()
 
-    def show_legend(self, title: str, colors: np.ndarray, stops: list[tuple[float, str]]) -> None:
-        """Show ``colors`` (N, 4 float RGBA, low first) with ``stops`` (share, label)."""
-        self.title, self.colors, self.stops = title, np.asarray(colors), stops
-        self.setToolTip(title)
+    @property
+    def titles(self) -> list[str]:
+        """The shown keys' titles, top layer first (none when hidden)."""
+        return [entry.title for entry in self.entries]
+
+    def show_legends(self, entries: list[LegendEntry]) -> None:
+        """Show ``entries`` (top layer first); none hides the bar."""
+        self.entries = list(entries)
+        if not self.entries:
+            self.hide()
+            return
+        font = self._font(bold=True)
+        widest = max(QFontMetrics(font).horizontalAdvance(e.title) for e in self.entries)
+        width = min(max(self.WIDTH, widest + 24), self.MAX_WIDTH)
+        self.resize(width, 2 * self.PADDING + sum(map(self._height, self.entries)))
+        self.anchor()
         self.show()
         self.raise_()
         self.update()
 
     def clear(self) -> None:
-        self.colors = None
-        self.hide()
+        self.show_legends([])
+
+    def anchor(self) -> None:
+        """Keep the bottom-right corner, above napari's scale bar."""
+        parent = self.parentWidget()
+        if parent is not None:
+            self.move(
+                max(parent.width() - self.width() - MARGIN, 0),
+                max(parent.height() - self.height() - 48, 0),
+            )
+
+    def _height(self, entry: LegendEntry) -> int:
+        return self.SET_HEIGHT if len(entry.stops) == 1 else self.ENTRY_HEIGHT
+
+    def _font(self, bold: bool) -> QFont:
+        font = QFont(self.font())
+        font.setPointSizeF(9.0)
+        font.setBold(bold)
+        return font
 
     def paintEvent(self, event: object) -> None:
-        if self.colors is None:
+        if not self.entries:
             return
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setBrush(QColor(20, 20, 20, 200))
         p.setPen(Qt.PenStyle.NoPen)
         p.drawRoundedRect(self.rect(), 6, 6)
-        p.setPen(QColor(235, 235, 235))
-        font = p.font()
-        font.setPointSizeF(9.5)
-        font.setBold(True)
-        p.setFont(font)
-        p.drawText(QRect(8, 4, self.width() - 16, 20), Qt.AlignmentFlag.AlignLeft, self.title)
-        font.setBold(False)
-        p.setFont(font)
-        bar = QRect(10, 30, 22, self.height() - 42)
-        p.fillRect(bar, QColor(128, 128, 128))
-        gradient = QLinearGradient(0, bar.bottom(), 0, bar.top())
-        n = len(self.colors)
-        for i in range(0, n, max(1, n // 32)):
-            r, g, b, a = (float(v) for v in self.colors[i])
-            gradient.setColorAt(i / (n - 1), QColor.fromRgbF(r, g, b, a))
-        r, g, b, a = (float(v) for v in self.colors[-1])
-        gradient.setColorAt(1.0, QColor.fromRgbF(r, g, b, a))
-        p.fillRect(bar, gradient)
-        p.setPen(QColor(235, 235, 235))
-        for share, label in self.stops:
-            y = int(bar.bottom() - share * bar.height())
-            p.drawLine(bar.right(), y, bar.right() + 4, y)
-            p.drawText(QPoint(bar.right() + 8, y + 5), label)
+        top = self.PADDING
+        for entry in self.entries:
+            self._paint_entry(p, entry, top)
+            top += self._height(entry)
         p.end()
+
+    def _paint_entry(self, p: QPainter, entry: LegendEntry, top: int) -> None:
+        """One key: its title, then its bar and values (or a set's swatch and name)."""
+        light = QColor(235, 235, 235)
+        p.setFont(self._font(bold=True))
+        p.setPen(light)
+        title = QRect(10, top, self.width() - 20, 18)
+        text = p.fontMetrics().elidedText(entry.title, Qt.TextElideMode.ElideRight, title.width())
+        p.drawText(title, Qt.AlignmentFlag.AlignLeft, text)
+        p.setFont(self._font(bold=False))
+        bar = QRect(10, top + 19, self.width() - 20, 11)
+        if len(entry.stops) == 1:  # a set, not a score: its colour and its name
+            r, g, b, _a = (float(v) for v in entry.colors[-1])
+            p.fillRect(QRect(bar.left(), bar.top(), 22, bar.height()), QColor.fromRgbF(r, g, b))
+            p.drawText(QPoint(bar.left() + 30, bar.bottom()), entry.stops[0][1])
+            return
+        p.fillRect(bar, QColor(128, 128, 128))
+        gradient = QLinearGradient(bar.left(), 0, bar.right(), 0)
+        n = len(entry.colors)
+        for i in [*range(0, n, max(1, n // 32)), n - 1]:
+            r, g, b, a = (float(v) for v in entry.colors[i])
+            gradient.setColorAt(i / (n - 1), QColor.fromRgbF(r, g, b, a))
+        p.fillRect(bar, gradient)
+        metrics = p.fontMetrics()
+        for share, label in entry.stops:
+            x = int(bar.left() + share * bar.width())
+            p.drawLine(x, bar.bottom(), x, bar.bottom() + 3)
+            width = metrics.horizontalAdvance(label)
+            left = min(max(x - width // 2, 2), self.width() - width - 2)
+            p.drawText(QPoint(left, bar.bottom() + 4 + metrics.ascent()), label)
 
 
 class Banner(QLabel):
@@ -167,9 +225,7 @@ class CanvasOverlays(QObject):
 
     def place(self) -> None:
         w, h = self.canvas.width(), self.canvas.height()
-        self.colorbar.move(
-            max(w - self.colorbar.width() - MARGIN, 0), max(h - self.colorbar.height() - 48, 0)
-        )
+        self.colorbar.anchor()
         self.banner.setFixedWidth(max(w - 2 * MARGIN, 100))
         self.banner.adjustSize()
         self.banner.move(MARGIN, MARGIN)

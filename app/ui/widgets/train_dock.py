@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 from slidescope.app.training.patch_labels import LABEL_RULE, LABELS_ONLY_CAUTION, PATCH_RULE
+from slidescope.app.ui.widgets.wrapping import breakable
 from slidescope.models.training.finetune_settings import VALIDATION_RULE
 
 
@@ -107,19 +108,19 @@ class TrainDock(QWidget):
 
     def _slides_box(self) -> QGroupBox:
         box = QGroupBox("Slides to learn from")
-        self.slides_table = QTableWidget(0, 3)
-        self.slides_table.setHorizontalHeaderLabels(["Slide", "Label", "Regions"])
-        # the dock is ~270 px wide: the label and count take what they need, the name the
-        # rest (elided in the middle, whole in its tooltip), and nothing scrolls sideways
-        header = self.slides_table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeToContents)
-        self.slides_table.setTextElideMode(Qt.ElideMiddle)
+        self.slides_table = QTableWidget(0, 1)
+        self.slides_table.setHorizontalHeaderLabels(["Slide: label, regions"])
+        # the dock is ~270 px wide: one column, so the name has all of it, wrapped at its
+        # separators (slide names share long prefixes: elided ones cannot be told apart),
+        # with its label and regions on the line below; nothing scrolls sideways
+        self.slides_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.slides_table.setWordWrap(True)
+        self.slides_table.setTextElideMode(Qt.ElideNone)
+        self.slides_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.slides_table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.slides_table.verticalHeader().setVisible(False)
         self.slides_table.setToolTip(f"Patch labels: {PATCH_RULE}.\nSlide labels: {LABEL_RULE}.")
-        self.slides_table.setMinimumHeight(70)
+        self.slides_table.setMinimumHeight(150)  # three slides, two or three lines each
         self.slides_table.itemChanged.connect(self._ticks_changed)
         # said before Start, while the pathologist can still outline a few lesions
         self.caution = QLabel(LABELS_ONLY_CAUTION)
@@ -218,16 +219,16 @@ class TrainDock(QWidget):
         self._regions = {row.slide_id: row.regions for row in rows}
         self.slides_table.setRowCount(len(rows))
         for i, row in enumerate(rows):
-            name = QTableWidgetItem(row.slide_id)
-            name.setToolTip(row.slide_id)
-            name.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
+            regions = f"{row.regions} region{'' if row.regions == 1 else 's'}"
+            item = QTableWidgetItem(
+                f"{breakable(row.slide_id)}\n{row.label or 'no label'} · {regions}"
+            )
+            item.setData(Qt.UserRole, row.slide_id)
+            item.setToolTip(row.slide_id)
+            item.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
             usable = bool(row.label) or row.regions > 0
-            name.setCheckState(Qt.Checked if usable else Qt.Unchecked)
-            self.slides_table.setItem(i, 0, name)
-            for column, text in ((1, row.label or "—"), (2, str(row.regions))):
-                item = QTableWidgetItem(text)
-                item.setFlags(Qt.ItemIsEnabled)
-                self.slides_table.setItem(i, column, item)
+            item.setCheckState(Qt.Checked if usable else Qt.Unchecked)
+            self.slides_table.setItem(i, 0, item)
         self._ticks_changed()
 
     def _ticks_changed(self, _item: QTableWidgetItem | None = None) -> None:
@@ -239,7 +240,7 @@ class TrainDock(QWidget):
         """The slide ids ticked for training."""
         table = self.slides_table
         return [
-            item.text()
+            item.data(Qt.UserRole)
             for item in (table.item(i, 0) for i in range(table.rowCount()))
             if item is not None and item.checkState() == Qt.Checked
         ]

@@ -24,7 +24,7 @@ RIGHT_WIDTH = 270
 #: how far a user may widen a side column past its width
 MAX_WIDEN = 2.0
 #: the heights of the first dock of each column (the others share the rest)
-FIRST_HEIGHTS = {"left": 0.55, "right": 0.31}
+FIRST_HEIGHTS = {"left": 0.55, "right": 0.22}
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ DOCKS: list[DockSpec] = [
     DockSpec(
         "info", "Slide info", "left", lambda w: w.panels.info, tabify="overview", scroll=True
     ),
-    DockSpec("prediction", "Prediction", "right", lambda w: w.prediction),
+    DockSpec("prediction", "Prediction", "right", lambda w: w.prediction, scroll=True),
     DockSpec("analysis", "Analysis", "right", lambda w: w.analysis_dock, plugin_widget="Analysis"),
     DockSpec("patches", "Patches", "right", lambda w: w.gallery, tabify="analysis"),
     DockSpec(

@@ -234,7 +234,11 @@ class TrainSession:
         self.viewer.reset_view()
         self.viewer.layers.selection.active = shown.layer
         self.dock.set_comparing(True)
-        self.dock.status.setText("Left: before; right: after. Keep the new version or discard it.")
+        before = self.analysis.analysis
+        self.dock.status.setText(
+            f"Left: before{_verdict(before)}; right: after{_verdict(analysis)}. "
+            "Keep the new version or discard it."
+        )
         self.marks["compared"] = time.perf_counter()
 
     def remove_comparison(self) -> None:
@@ -346,6 +350,14 @@ class TrainSession:
         store.save(annotations)
         self.dock.review_status.setText(f"Labelled as {class_name}; next with N")
         self.refresh()
+
+
+def _verdict(analysis: SlideAnalysis | None) -> str:
+    """`` (lesion, 87%)``: the slide's class by the model's rule and its probability."""
+    index = None if analysis is None else analysis.predicted_index
+    if analysis is None or index is None:
+        return ""
+    return f" ({analysis.class_names[index]}, {float(analysis.probabilities[index]):.0%})"
 
 
 def _shifted(translate: Any, dx: float) -> tuple[float, ...]:

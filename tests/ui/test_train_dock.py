@@ -10,6 +10,7 @@ benchmark 3, measured here on tiny data).
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -101,6 +102,11 @@ def test_train_dock_fine_tunes_and_shows_before_and_after(
     names = [layer.name for layer in win.viewer.layers]
     assert "after: slide" in names
     assert any(n.startswith("after: attention") for n in names)
+    # both models' verdicts on the shown slide, by each one's rule, beside the pictures
+    status = dock.status.text()
+    before = win.analysis.analysis
+    assert f"before ({before.predicted_class}, " in status
+    assert re.search(r"after \((lesion|normal), \d+%\)", status), status
     seconds = train.marks["compared"] - train.marks["trained"]
     print(f"\ntraining finished -> new heatmaps on screen: {seconds:.2f} s")
     win.docks["train"].raise_()  # the picture shows the curves beside before/after

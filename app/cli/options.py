@@ -86,3 +86,36 @@ def add_roi(parser: argparse.ArgumentParser, help: str) -> None:
         default="intersect",
         help="intersect: tissue inside the ROI only; replace: the ROI is the tissue",
     )
+
+
+#: ``--checkpoint demo_model``: the model the package ships (the demo's), by its name
+BUNDLED_MODEL = "demo_model"
+
+
+def checkpoint_path(text: str) -> Path:
+    """An argparse type: a checkpoint file, or :data:`BUNDLED_MODEL` for the bundled model.
+
+    A file of that name in the working folder is still the file.
+    """
+    path = Path(text)
+    if text == BUNDLED_MODEL and not path.exists():
+        from slidescope.resources import resource_path
+
+        try:
+            return resource_path(f"{BUNDLED_MODEL}.safetensors")
+        except FileNotFoundError:
+            return path  # this install has no bundled model: loading says the file is missing
+    return path
+
+
+def add_checkpoint(parser: argparse.ArgumentParser, *flags: str) -> None:
+    """The model to run: ``--checkpoint`` (and other ``flags``), a file or the bundled model."""
+    parser.add_argument(
+        "--checkpoint",
+        *flags,
+        dest="checkpoint",
+        required=True,
+        type=checkpoint_path,
+        help=f"the model checkpoint (.safetensors), or {BUNDLED_MODEL}: the demo model "
+        "SlideScope ships",
+    )

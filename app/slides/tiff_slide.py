@@ -111,7 +111,7 @@ class TiffSlide(Slide):
         tif = self._tif
         assert tif is not None
         if not tif.series:
-            raise CorruptSlideError(self.path, "the TIFF holds no image")
+            raise CorruptSlideError(self.path, _why_no_image(self.path))
         if tif.is_philips or tif.is_scn or _is_ventana(tif):
             raise NotServableByTiff("a vendor layout OpenSlide reads better")
         series = tif.series[0]
@@ -276,6 +276,26 @@ class _AssociatedImages(Mapping[str, np.ndarray]):
 
     def __len__(self) -> int:
         return len(self._series)
+
+
+def _why_no_image(path: Path) -> str:
+    """Why a readable TIFF header leads to no image: most often a file cut short.
+
+    A TIFF names where its first image directory starts; a copy or download that stopped
+    early ends before it (writers put the directories after the pixels).
+    """
+    with path.open("rb") as handle:
+        header = handle.read(16)
+    size = path.stat().st_size
+    order = "<" if header[:2] == b"II" else ">"
+    big = len(header) == 16 and struct.unpack(order + "H", header[2:4])[0] == 43
+    first = struct.unpack(order + ("Q" if big else "I"), header[8:16] if big else header[4:8])[0]
+    if first >= size:
+        return (
+            f"the file is cut short: its first image directory starts at byte {first:,}, "
+            f"past its end ({size:,} bytes); copy or download it again"
+        )
+    return "the TIFF holds no image"
 
 
 def _damage_summary(damaged: dict[int, str]) -> str:

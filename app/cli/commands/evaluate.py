@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from slidescope.app.cli.options import add_device, add_out, add_quiet
+from slidescope.app.cli.options import add_checkpoint, add_device, add_out, add_quiet
 
 NAME = "evaluate"
 HELP = "Evaluate a checkpoint on the test slides of a labels CSV (metrics, predictions, ROC)."
@@ -13,7 +13,7 @@ HELP = "Evaluate a checkpoint on the test slides of a labels CSV (metrics, predi
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``evaluate`` options."""
-    parser.add_argument("--checkpoint", required=True, type=Path, help="model (.safetensors)")
+    add_checkpoint(parser)
     parser.add_argument("--features", required=True, type=Path, help="folder of <slide_id>.h5")
     parser.add_argument(
         "--labels", required=True, type=Path,

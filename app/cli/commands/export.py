@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 
 from slidescope.app.cli.batch_options import add_batch_arguments
-from slidescope.app.cli.options import add_device, add_out, add_slide_mpp, add_slides
+from slidescope.app.cli.options import (
+    add_checkpoint,
+    add_device,
+    add_out,
+    add_slide_mpp,
+    add_slides,
+)
 
 NAME = "export"
 HELP = (
@@ -19,14 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_slides(
         parser, help="slide files, folders of slides or CSV lists (column 'slide' or 'path')"
     )
-    parser.add_argument(
-        "--checkpoint",
-        "--model",
-        dest="checkpoint",
-        required=True,
-        type=Path,
-        help="the model checkpoint (.safetensors)",
-    )
+    add_checkpoint(parser, "--model")
     add_out(parser, "output folder (one sub-folder per slide, summary.csv/json)")
     parser.add_argument(
         "--kinds",

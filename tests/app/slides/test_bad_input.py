@@ -110,6 +110,23 @@ def test_tiff_truncated_in_its_header(tmp_path: Path, generic_tiff: Path, keep: 
     _assert_names_file(caught.value, path)
 
 
+def test_tiff_cut_before_its_first_image_directory_says_so(tmp_path: Path) -> None:
+    """A copy that stopped early: the writer put the image directories after the pixels."""
+    from slidescope.app.demo.generate import generate_demo_slide
+    from slidescope.app.jobs import run_job
+
+    whole = run_job(generate_demo_slide(tmp_path / "whole.tiff", 1024, 1024, seed=3)).path
+    data = whole.read_bytes()
+    first = struct.unpack("<Q", data[8:16])[0]  # a BigTIFF: its first directory's offset
+    assert first > 30_000  # the pixels come first
+    path = tmp_path / "cut.tiff"
+    path.write_bytes(data[:30_000])
+    with pytest.raises(CorruptSlideError, match="cut short") as caught:
+        open_slide(path)
+    assert f"starts at byte {first:,}, past its end (30,000 bytes)" in str(caught.value)
+    _assert_names_file(caught.value, path)
+
+
 def test_tiff_truncated_inside_level0(tmp_path: Path, generic_tiff: Path) -> None:
     with tifffile.TiffFile(generic_tiff) as tif:
         offsets = tif.pages[0].dataoffsets

@@ -106,6 +106,7 @@ class SlideSession:
         if panels.slides is not None:
             panels.slides.slide_activated.connect(weak_handler(self.show_slide))
         self.catalog.refresh()
+        self._adopt_open_slide()
 
     # -- what other parts read -------------------------------------------------------------
 
@@ -268,6 +269,23 @@ class SlideSession:
         if self.current is not None and layer is self.current.layer:
             return
         self.show_slide(info["path"], layer=layer)
+
+    def _adopt_open_slide(self) -> None:
+        """A slide the plugin's reader opened before SlideScope's first dock was added (open
+        first, then Plugins > SlideScope) becomes the session's slide: the selected one, else
+        the top one."""
+        slides = [
+            layer
+            for layer in self.viewer.layers
+            if isinstance(info := getattr(layer, "metadata", {}).get(METADATA_KEY), dict)
+            and "path" in info
+            and "identity" in info
+        ]
+        if not slides:
+            return
+        active = self.viewer.layers.selection.active
+        layer = active if active in slides else slides[-1]
+        self.show_slide(layer.metadata[METADATA_KEY]["path"], layer=layer)
 
     def _replace_flat_slide(self, layer: Any) -> None:
         """A slide file napari's built-in reader opened as one flat image in pixels (what

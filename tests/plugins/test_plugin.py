@@ -163,3 +163,17 @@ def test_plain_napari_opens_a_slide_and_analyses_it_from_the_dock(
     _dock2, slides = viewer.window.add_plugin_dock_widget("slidescope", "Slides")
     assert slides.session is session
     session.shutdown()
+
+
+def test_a_slide_opened_before_the_first_dock_is_adopted(make_napari_viewer, aperio_svs, qtbot):
+    """Open first, then Plugins > SlideScope > Analysis: the dock works on that slide."""
+    viewer = make_napari_viewer()
+    other = viewer.add_image(np.zeros((8, 8), np.uint8), name="not a slide")
+    layers = viewer.open(str(aperio_svs), plugin="slidescope")
+    viewer.layers.selection.active = other  # the slide is not the selected layer
+    _dock, widget = viewer.window.add_plugin_dock_widget("slidescope", "Analysis")
+    session = widget.analysis.slides
+    qtbot.waitUntil(lambda: session.current is not None, timeout=20_000)
+    assert session.current.layer is layers[0]  # adopted, not opened a second time
+    assert sorted(layer.name for layer in viewer.layers) == ["cmu_small_region", "not a slide"]
+    session.shutdown()

@@ -384,9 +384,19 @@ class AnnotationSet:
     def _check_unlocked(self, ids: Iterable[str]) -> None:
         locked = [i for i in ids if i in self._items and self._items[i].locked]
         if locked:
+            first = self._items[locked[0]]
+            what = (
+                f"“{first.name}”"
+                if first.name
+                else f"a {first.classification or 'unclassified'} annotation"
+            )
+            if len(locked) == 1:
+                raise LockedAnnotationError(
+                    f"{what[:1].upper()}{what[1:]} is locked; unlock it (Unlock) to change it"
+                )
             raise LockedAnnotationError(
-                f"{len(locked)} annotation(s) are locked ({self._items[locked[0]].name or locked[0]}); "
-                "unlock them to change them"
+                f"{len(locked)} annotations are locked ({what} and {len(locked) - 1} more); "
+                "unlock them (Unlock) to change them"
             )
 
     def _do(self, edit: _Edit) -> None:

@@ -87,8 +87,17 @@ def test_locked_annotations_keep_their_shape() -> None:
     a = Annotation(square(0, 0), "Tumor")
     annotations.add(a)
     annotations.set_locked([a.id], True)
-    with pytest.raises(LockedAnnotationError, match="locked"):
+    with pytest.raises(LockedAnnotationError, match="A Tumor annotation is locked; unlock it"):
         annotations.move([a.id], 1, 1)
+    b = Annotation(square(5, 5), "Stroma", name="margin")
+    annotations.add(b)
+    annotations.set_locked([b.id], True)
+    with pytest.raises(LockedAnnotationError, match=r"2 annotations are locked .* and 1 more"):
+        annotations.move([a.id, b.id], 1, 1)
+    with pytest.raises(LockedAnnotationError, match="“margin” is locked"):
+        annotations.move([b.id], 1, 1)
+    annotations.set_locked([b.id], False)
+    annotations.remove([b.id])
     with pytest.raises(LockedAnnotationError):
         annotations.remove([a.id])
     annotations.set_class([a.id], "Stroma")  # the class may change, as in QuPath

@@ -418,3 +418,17 @@ def write_annotations(
     with atomic_path(path, keep_backup=keep_backup) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
+
+
+def new_annotations(
+    existing: Iterable[Annotation], imported: list[Annotation]
+) -> tuple[list[Annotation], int]:
+    """The ``imported`` annotations not already in ``existing`` (same class and the same
+    shape, vertex for vertex, whatever the starting vertex), and how many were left out."""
+
+    def key(annotation: Annotation) -> tuple[str | None, bytes]:
+        return annotation.classification, shapely.normalize(annotation.geometry).wkb
+
+    seen = {key(a) for a in existing}
+    new = [a for a in imported if key(a) not in seen]
+    return new, len(imported) - len(new)

@@ -44,6 +44,7 @@ TOOL_MODES = {
     "freehand": "add_polygon_lasso",
     "rectangle": "add_rectangle",
     "ellipse": "add_ellipse",
+    "line": "add_line",
     "point": "pan_zoom",
     "brush": "pan_zoom",
     "eraser": "pan_zoom",

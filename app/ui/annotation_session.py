@@ -20,6 +20,7 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QInputDialog
+from slidescope.app.annotations.annotation_io import new_annotations
 from slidescope.app.annotations.classes import DEFAULT_CLASSES, PathClass, merge_classes
 from slidescope.app.annotations.geojson import read_annotations, write_annotations
 from slidescope.app.annotations.model import AnnotationSet, Change
@@ -28,7 +29,7 @@ from slidescope.app.display.placement import SlideSpace
 from slidescope.app.errors import SlideScopeError
 from slidescope.app.ui.annotation_layer import AnnotationLayer
 from slidescope.app.ui.weak_slots import weak_handler, weak_slot
-from slidescope.app.ui.widgets.annotations_dock import AnnotationsDock, area_text
+from slidescope.app.ui.widgets.annotations_dock import AnnotationsDock, TableRow
 
 GEOJSON_FILTER = "GeoJSON (*.geojson *.json);;All files (*)"
 
@@ -290,16 +291,8 @@ class AnnotationSession:
             return
         mpp = self.view.space.mpp if self.view is not None else None
         measured = self.annotations.measurements(mpp)
-        names = {a.id: a.name for a in self.annotations}
         rows = [
-            (
-                m.id,
-                m.classification,
-                area_text(m.area_um2),
-                m.area_um2,
-                m.perimeter_um,
-                names.get(m.id, ""),
-            )
+            TableRow.of(m, self.annotations[m.id].kind, self.annotations[m.id].name)
             for m in measured.per_annotation
         ]
         self.dock.set_table(rows, measured)
@@ -331,9 +324,13 @@ class AnnotationSession:
                 show_error(str(error))
                 continue
             self._add_classes(report.classes)
-            self.annotations.add(list(imported), what="import")
-            added += len(imported)
-            show_info(report.summary())
+            # a file imported twice (or exported and imported back) adds nothing twice
+            new, repeated = new_annotations(self.annotations, list(imported))
+            if new:
+                self.annotations.add(new, what="import")
+            added += len(new)
+            already = f"; {repeated} already on the slide, not added again" if repeated else ""
+            show_info(report.summary() + already)
         return added
 
     def _add_classes(self, found: dict[str, tuple[int, int, int]]) -> None:

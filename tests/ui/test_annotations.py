@@ -107,6 +107,12 @@ def test_draw_classify_brush_undo_and_table(
 
     # the table lists every annotation; a click selects and centres on it
     qtbot.waitUntil(lambda: win.annotations_dock.table.rowCount() == 4, timeout=5_000)
+    table = win.annotations_dock.table
+    assert [table.horizontalHeaderItem(c).text() for c in range(4)] == [
+        "Class", "Area", "Length", "Name",
+    ]  # fmt: skip
+    point_row = win.annotations_dock.row_ids.index(list(session.annotations)[3].id)
+    assert [table.item(point_row, c).text() for c in (1, 2)] == ["—", "—"]  # a point
     row = win.annotations_dock.row_ids.index(ellipse.id)
     win.annotations_dock._row_clicked(row, 0)
     assert session.view.selected_ids() == [ellipse.id]
@@ -219,6 +225,20 @@ def test_slides_alone_keep_annotations_in_the_user_folder_and_import_qupath(
     open_and_wait(win, qtbot, path)
     assert len(win.annotation.annotations) == 2
 
+    # a file without ids (a generator's, a script's) imported twice adds its shapes once;
+    # our own export imported back adds nothing
+    plain = tmp_path / "plain.geojson"
+    square = [[[100, 100], [200, 100], [200, 200], [100, 200], [100, 100]]]
+    plain.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": {"type": "Polygon", "coordinates": square},
+        "properties": {"classification": {"name": "Tumor"}},
+    }]}))  # fmt: skip
+    assert win.annotation.import_files([plain]) == 1
+    assert win.annotation.import_files([plain]) == 0
+    exported = win.annotation.export_file(tmp_path / "exported.geojson")
+    assert win.annotation.import_files([exported]) == 0
+    assert len(win.annotation.annotations) == 3
+
 
 def test_shapes_of_many_geometries_are_each_ones_shapes() -> None:
     """The vectorised pass that draws thousands of plain polygons at once gives what each
@@ -267,3 +287,27 @@ def test_an_edit_in_place_draws_at_once_and_the_thumbnail_follows(make_napari_vi
     # the thumbnail redraws every shape: it catches up once the edits pause
     qtbot.waitUntil(lambda: not np.array_equal(view.layer.thumbnail, thumbnail), timeout=2_000)
     view.close()
+
+
+def test_the_line_tool_measures_a_length(make_window, slide_files, small_levels, tmp_path, qtbot):
+    """A ruler: a line dragged across the slide is kept as a line annotation and its length,
+    in µm or mm at the slide's scale, is in the table (what a tumour's size is read from)."""
+    win = make_window(size=(1600, 1000))
+    path = slide_files.add(tmp_path / "s.tif", small_levels, mpp=(0.5, 0.5))
+    open_and_wait(win, qtbot, path)
+    session = win.annotation
+    win.annotations_dock.tool_buttons["line"].click()
+    assert session.view.layer.mode == "add_line"
+    draw(win, qtbot, [[100, 100], [400, 500]], "line")  # 500 px at 0.5 µm/px: 250 µm
+    (line,) = list(session.annotations)
+    assert line.kind == "line"
+    assert line.geometry.length == pytest.approx(500)
+    draw(win, qtbot, [[0, 0], [3000, 0]], "line")  # 1.5 mm
+    table = win.annotations_dock.table
+    qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=5_000)
+    texts = sorted((table.item(r, 1).text(), table.item(r, 2).text()) for r in range(2))
+    assert texts == [("—", "1.50 mm"), ("—", "250 µm")]
+    # saved as a QuPath LineString
+    session.flush()
+    saved, _report = read_annotations(session.store.path)
+    assert sorted(a.geometry.geom_type for a in saved) == ["LineString", "LineString"]

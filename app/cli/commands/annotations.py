@@ -70,6 +70,7 @@ def _slide_for(project: Any, file: Path) -> str | None:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from slidescope.app.annotations.annotation_io import new_annotations
     from slidescope.app.annotations.classes import merge_classes
     from slidescope.app.annotations.geojson import read_annotations
     from slidescope.app.annotations.store import AnnotationStore
@@ -96,16 +97,19 @@ def _import(args: argparse.Namespace) -> int:
             current = store.load(slide_dimensions=size)
             project.classes = merge_classes(project.classes, report.classes)
             store.classes = project.classes
+            repeated = 0
             if args.replace:
                 current.replace_all(imported, what="import")
-            else:
-                current.add(list(imported), what="import")
+            else:  # a file imported twice adds nothing twice
+                new, repeated = new_annotations(current, list(imported))
+                current.add(new, what="import")
             store.save(current)
         except SlideScopeError as error:  # one bad file does not stop the cohort
             print(f"{file}: {error}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{report.summary()} -> {store.path}")
+        already = f"; {repeated} already in the project, not added again" if repeated else ""
+        print(f"{report.summary()}{already} -> {store.path}")
     project.save()
     return 1 if failed else 0
 

@@ -6,6 +6,8 @@ A plain widget with signals; :class:`~slidescope.app.ui.annotation_session.Annot
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
@@ -25,7 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 from slidescope.app.annotations.classes import PathClass
-from slidescope.app.annotations.model import Measurements
+from slidescope.app.annotations.model import AnnotationMeasurement, Measurements
 
 TOOLS = (
     ("pan", "Pan", "Move around the slide (Space)"),
@@ -35,11 +37,19 @@ TOOLS = (
     ("freehand", "Freehand", "Draw around a region (lasso)"),
     ("rectangle", "Rectangle", "Drag a rectangle"),
     ("ellipse", "Ellipse", "Drag an ellipse"),
+    ("line", "Line", "Measure: drag from one end to the other; its length is in the table"),
     ("point", "Point", "Click to place a point"),
     ("brush", "Brush", "Paint area into the annotation under the brush"),
     ("eraser", "Eraser", "Erase area from annotations"),
 )
-COLUMNS = ("Class", "Area", "Perimeter", "Name")
+COLUMNS = ("Class", "Area", "Length", "Name")
+#: the tooltips of the table's headers
+COLUMN_TIPS = (
+    "",
+    "Area of a region (a line or a point has none)",
+    "Perimeter of a region, length of a line",
+    "",
+)
 
 
 def color_icon(color: tuple[int, int, int], size: int = 12) -> QIcon:
@@ -131,6 +141,10 @@ class AnnotationsDock(QWidget):
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for column, tip in enumerate(COLUMN_TIPS):
+            header = self.table.horizontalHeaderItem(column)
+            if header is not None and tip:
+                header.setToolTip(tip)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
@@ -194,17 +208,14 @@ class AnnotationsDock(QWidget):
         if color.isValid():
             self.class_color.emit(path_class.name, (color.red(), color.green(), color.blue()))
 
-    def set_table(
-        self,
-        rows: list[tuple[str, str, str, float, float, str]],
-        measured: Measurements | None = None,
-    ) -> None:
-        """Rows ``(id, class, area text, area µm², perimeter µm, name)``; totals per class."""
+    def set_table(self, rows: list[TableRow], measured: Measurements | None = None) -> None:
+        """One row per annotation; the totals per class below."""
         self.table.setUpdatesEnabled(False)
         self.table.setRowCount(len(rows))
-        self.row_ids = [r[0] for r in rows]
-        for row, (_id, name, area_text, _area, perimeter, label) in enumerate(rows):
-            for col, text in enumerate((name, area_text, f"{perimeter:,.0f} µm", label)):
+        self.row_ids = [r.id for r in rows]
+        for row, entry in enumerate(rows):
+            texts = (entry.classification, entry.area, entry.length, entry.name)
+            for col, text in enumerate(texts):
                 item = self.table.item(row, col)
                 if item is None:
                     item = QTableWidgetItem()
@@ -236,6 +247,32 @@ class AnnotationsDock(QWidget):
             self.row_clicked.emit(self.row_ids[row])
 
 
-def area_text(area_um2: float) -> str:
-    """An area in the unit a pathologist reads best: µm² when small, mm² otherwise."""
+@dataclass(frozen=True)
+class TableRow:
+    """One annotation as the table shows it (measures as text, in their units)."""
+
+    id: str
+    classification: str
+    area: str
+    length: str
+    name: str
+
+    @classmethod
+    def of(cls, measured: AnnotationMeasurement, kind: str, name: str) -> TableRow:
+        """The row of an annotation of ``kind`` (``polygon``, ``line``, ``point``)."""
+        length = length_text(measured.perimeter_um) if kind != "point" else "—"
+        area = area_text(measured.area_um2, kind)
+        return cls(measured.id, measured.classification, area, length, name)
+
+
+def area_text(area_um2: float, kind: str = "polygon") -> str:
+    """An area in the unit a pathologist reads best: µm² when small, mm² otherwise; a dash
+    for a line or a point (``kind``), which have none."""
+    if kind != "polygon":
+        return "—"
     return f"{area_um2:,.0f} µm²" if area_um2 < 1e5 else f"{area_um2 / 1e6:,.3f} mm²"
+
+
+def length_text(length_um: float) -> str:
+    """A length: µm below a millimetre, mm from there (a tumour's size is read in mm)."""
+    return f"{length_um:,.0f} µm" if length_um < 1000 else f"{length_um / 1000:,.2f} mm"

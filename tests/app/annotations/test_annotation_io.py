@@ -237,3 +237,16 @@ def test_slide_identity_travels_with_the_file(tmp_path) -> None:
     )
     annotations, _ = read_annotations(path)
     assert annotations.slide_identity == identity
+
+
+def test_new_annotations_leave_out_what_is_already_there() -> None:
+    from slidescope.app.annotations.annotation_io import new_annotations
+
+    there = [Annotation(shapely.box(0, 0, 10, 10), "Tumor"), Annotation(shapely.Point(5, 5))]
+    same = Annotation(shapely.Polygon([(10, 10), (0, 10), (0, 0), (10, 0)]), "Tumor")  # rotated
+    other_class = Annotation(shapely.box(0, 0, 10, 10), "Stroma")
+    moved = Annotation(shapely.box(1, 0, 11, 10), "Tumor")
+    point = Annotation(shapely.Point(5, 5))
+    new, repeated = new_annotations(there, [same, other_class, moved, point])
+    assert new == [other_class, moved]
+    assert repeated == 2

@@ -61,6 +61,12 @@ class HeatmapView:
         self.specs: dict[str, HeatmapLayer] = {}
         self.displays: dict[str, DisplayChoices] = {}
         self.target: Any = None
+        # the keys follow the layers' order, also when the user drags them in the layer list
+        viewer.layers.events.reordered.connect(self._reordered)
+
+    def _reordered(self, _event: Any = None) -> None:
+        if self.layers:
+            self.refresh_legend()
 
     @property
     def grids(self) -> dict[str, HeatmapGrid]:

@@ -76,6 +76,12 @@ def test_analyse_show_read_and_export(make_window, demo_slide, qtbot, tmp_path):
         "Hard-instance attention · min-max", "Masked salient set", "p(lesion) · min-max",
         "Attention · min-max",
     ]  # fmt: skip
+    # dragged in the layer list, the keys follow
+    layers = window.viewer.layers
+    layers.move(layers.index(layers["attention"]), layers.index(layers["hard_attention"]) + 1)
+    assert window.legend_titles()[0] == "Attention · min-max"
+    window.analysis_dock.opacity.setValue(60)  # a display change puts them back in kind order
+    assert window.legend_titles()[-1] == "Attention · min-max"
     # attention and hard-instance attention never share a colormap
     assert (
         window.viewer.layers["attention"].colormap.name

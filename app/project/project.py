@@ -99,6 +99,9 @@ class Project:
     classes: list[PathClass] = field(default_factory=lambda: list(DEFAULT_CLASSES))
     model_versions: list[ModelVersion] = field(default_factory=list)
     active_model: str | None = None
+    #: each slide path as the file system resolves it (``find``: one system call a slide,
+    #: a project of 1,000 slides took 0.15 s per lookup, several per slide shown)
+    _resolved: dict[Path, Path] = field(default_factory=dict, repr=False, compare=False)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -318,7 +321,14 @@ class Project:
     def find(self, path: str | Path) -> SlideEntry | None:
         """The entry of a slide file, if the project has it."""
         target = Path(path).expanduser().resolve()
-        return next((e for e in self.slides if self.slide_path(e).resolve() == target), None)
+        for entry in self.slides:
+            stored = self.slide_path(entry)
+            resolved = self._resolved.get(stored)
+            if resolved is None:
+                resolved = self._resolved[stored] = stored.resolve()
+            if resolved == target:
+                return entry
+        return None
 
     def add_slide(self, path: str | Path, identity: dict[str, Any] | None = None) -> SlideEntry:
         """Add a slide file (a no-op returning the entry when it is already there)."""

@@ -68,6 +68,7 @@ class SlideList(QWidget):
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         self._current: str | None = None
+        self._icons: dict[tuple[str, int], QIcon] = {}
 
     def show_project(self, project: Project | None, session: list[Path] | None = None) -> None:
         """List a project's slides, or the session's loose slides when there is no project."""
@@ -100,9 +101,24 @@ class SlideList(QWidget):
         item = QListWidgetItem(f"{name}\n{state}" if state else name)
         item.setData(Qt.ItemDataRole.UserRole, str(path))
         item.setToolTip(str(path))
-        if thumbnail is not None and thumbnail.exists():
-            item.setIcon(QIcon(QPixmap(str(thumbnail))))
+        icon = self._icon(thumbnail) if thumbnail is not None else None
+        if icon is not None:
+            item.setIcon(icon)
         self.list.addItem(item)
+
+    def _icon(self, thumbnail: Path) -> QIcon | None:
+        """The thumbnail's icon, decoded once while the file is unchanged: the list is
+        rebuilt whenever a slide opens or an analysis ends, and decoding every thumbnail
+        again took a second at 1,000 slides."""
+        try:
+            changed = thumbnail.stat().st_mtime_ns
+        except OSError:
+            return None
+        key = (str(thumbnail), changed)
+        icon = self._icons.get(key)
+        if icon is None:
+            icon = self._icons[key] = QIcon(QPixmap(str(thumbnail)))
+        return icon
 
     def _activated(self, item: QListWidgetItem) -> None:
         self.slide_activated.emit(item.data(Qt.ItemDataRole.UserRole))

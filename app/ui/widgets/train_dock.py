@@ -217,6 +217,20 @@ class TrainDock(QWidget):
     def set_slides(self, rows: list[SlideRow]) -> None:
         """List the project's slides, ticking those with a label or regions."""
         self._regions = {row.slide_id: row.regions for row in rows}
+        table = self.slides_table
+        # one pass: each item's signal would otherwise re-read every tick (quadratic; a
+        # 1,000-slide project took 6-35 s), and each row would be laid out alone
+        table.blockSignals(True)
+        table.setUpdatesEnabled(False)
+        try:
+            self._fill(rows)
+        finally:
+            table.setUpdatesEnabled(True)
+            table.blockSignals(False)
+        self._ticks_changed()
+
+    def _fill(self, rows: list[SlideRow]) -> None:
+        self.slides_table.setRowCount(0)  # new rows, not items replaced one by one (slower)
         self.slides_table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             regions = f"{row.regions} region{'' if row.regions == 1 else 's'}"
@@ -229,7 +243,6 @@ class TrainDock(QWidget):
             usable = bool(row.label) or row.regions > 0
             item.setCheckState(Qt.Checked if usable else Qt.Unchecked)
             self.slides_table.setItem(i, 0, item)
-        self._ticks_changed()
 
     def _ticks_changed(self, _item: QTableWidgetItem | None = None) -> None:
         """Show the caution while the ticked slides have no regions between them."""

@@ -163,3 +163,25 @@ def test_real_slide_thumbnail(tmp_path, aperio_svs):
 
     with Image.open(project.thumbnail_path(project.slides[0].slide_id)) as image:
         assert max(image.size) == 128
+
+
+def test_find_resolves_each_slide_once_and_follows_links(tmp_path, monkeypatch):
+    """A 1,000-slide project is searched on every slide shown: each stored path is resolved
+    (a system call) once, not on every lookup; a slide reached through a link is found."""
+    project = Project.create(tmp_path / "proj")
+    slides = [project.add_slide(touch(tmp_path / "s" / f"{i}.svs")) for i in range(20)]
+    link = tmp_path / "link.svs"
+    link.symlink_to(tmp_path / "s" / "7.svs")
+    calls = []
+    resolve = Path.resolve
+
+    def counted(self, *args, **kwargs):
+        calls.append(self)
+        return resolve(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "resolve", counted)
+    for _ in range(5):
+        assert project.find(tmp_path / "s" / "19.svs") is slides[19]
+        assert project.find(link) is slides[7]
+        assert project.find(tmp_path / "s" / "missing.svs") is None
+    assert len(calls) <= 20 + 3 * 5  # each slide once, and each looked-up path

@@ -1,0 +1,86 @@
+"""A project of many slides stays quick: lists are filled in one pass, thumbnails decoded
+once, and a slide already listed does not rebuild the list when it opens.
+
+(The window's figures at 1,000 slides are in ``tests/benchmarks/test_big_project.py``.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PIL import Image
+from slidescope.app.project.project import Project
+
+
+def test_the_train_dock_fills_many_slides_in_one_pass(qtbot, monkeypatch) -> None:
+    from slidescope.app.ui.widgets.train_dock import SlideRow, TrainDock
+
+    dock = TrainDock()
+    qtbot.addWidget(dock)
+    reads = []
+    ticked = TrainDock.ticked
+    monkeypatch.setattr(TrainDock, "ticked", lambda self: reads.append(1) or ticked(self))
+    rows = [SlideRow(f"slide-{i}", "tumor" if i % 2 else None, i % 3) for i in range(300)]
+    for _ in range(2):  # listed again (a refresh) as quickly as the first time
+        reads.clear()
+        dock.set_slides(rows)
+        assert len(reads) == 1  # the caution reads the ticks once, not once per row
+    assert dock.slides_table.rowCount() == 300
+    assert len(dock.ticked()) == sum(1 for r in rows if r.label or r.regions)
+
+
+def _project(folder: Path, n: int) -> Project:
+    project = Project.create(folder / "project")
+    thumbnail = folder / "thumbnail.png"
+    Image.new("RGB", (64, 48), (200, 150, 180)).save(thumbnail)
+    for i in range(n):
+        slide = folder / "slides" / f"s{i}.svs"
+        slide.parent.mkdir(exist_ok=True)
+        slide.write_bytes(b"slide")
+        entry = project.add_slide(slide)
+        target = project.thumbnail_path(entry.slide_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(thumbnail.read_bytes())
+    project.save()
+    return project
+
+
+def test_the_slide_list_decodes_each_thumbnail_once(qtbot, tmp_path) -> None:
+    from slidescope.app.ui.widgets.slide_list import SlideList
+
+    project = _project(tmp_path, 5)
+    slides = SlideList()
+    qtbot.addWidget(slides)
+    slides.show_project(project)
+    first = [slides.list.item(i).icon().cacheKey() for i in range(5)]
+    slides.show_project(project)
+    assert [slides.list.item(i).icon().cacheKey() for i in range(5)] == first
+    # a thumbnail made again is read again
+    changed = project.thumbnail_path(next(iter(project)).slide_id)
+    Image.new("RGB", (64, 48), (10, 10, 10)).save(changed)
+    os.utime(changed, ns=(1, 1))
+    slides.show_project(project)
+    assert slides.list.item(0).icon().cacheKey() != first[0]
+    assert [slides.list.item(i).icon().cacheKey() for i in range(1, 5)] == first[1:]
+
+
+def test_opening_a_listed_slide_leaves_the_list_as_it_is(qtbot, tmp_path) -> None:
+    from slidescope.app.ui.background import BackgroundJobs
+    from slidescope.app.ui.slide_catalog import SlideCatalog
+    from slidescope.app.ui.widgets.slide_list import SlideList
+
+    project = _project(tmp_path, 3)
+    slides = SlideList()
+    qtbot.addWidget(slides)
+    catalog = SlideCatalog(BackgroundJobs(None), slides, None)
+    catalog.project = project
+    catalog.refresh()
+    shown = []
+    slides.show_project = lambda *args: shown.append(args)  # type: ignore[method-assign]
+    catalog.add_opened(project.slide_path(next(iter(project))))
+    assert shown == []  # listed already: nothing rebuilt
+    loose = SlideCatalog(BackgroundJobs(None), slides, None)
+    loose.add_opened(tmp_path / "slides" / "s0.svs")
+    loose.add_opened(tmp_path / "slides" / "s0.svs")
+    assert len(shown) == 1  # a loose slide is listed once

@@ -165,7 +165,7 @@ class AnalysisSession:
             return
         project.set_analysis(entry.slide_id, self.key, state, **info)
         project.save()
-        self.slides._refresh_list()
+        self.slides.catalog.show_entry(entry)
 
     # -- showing -----------------------------------------------------------------------
 

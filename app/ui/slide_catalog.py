@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from napari.utils.notifications import show_error
-from slidescope.app.project.project import Project, is_slide_path
+from slidescope.app.project.project import Project, SlideEntry, is_slide_path
 from slidescope.app.project.thumbnails import make_thumbnails
 from slidescope.app.ui.background import BackgroundJobs
 from slidescope.app.ui.widgets.slide_list import SlideList
@@ -109,6 +109,11 @@ class SlideCatalog:
         return self.jobs.run(
             make_thumbnails(project, self.opener), "Project thumbnails", on_done=done
         )
+
+    def show_entry(self, entry: SlideEntry) -> None:
+        """Show one project slide's new analysis state (an analysis started or ended)."""
+        if self.slide_list is not None and self.project is not None:
+            self.slide_list.show_entry(self.project, entry)
 
     def refresh(self) -> None:
         if self.slide_list is not None:

@@ -344,9 +344,6 @@ class SlideSession:
     def make_thumbnails(self) -> Any:
         return self.catalog.make_thumbnails()
 
-    def _refresh_list(self) -> None:
-        self.catalog.refresh()
-
     # -- navigation --------------------------------------------------------------------
 
     def go_to(self, x: float, y: float) -> None:

@@ -84,3 +84,24 @@ def test_opening_a_listed_slide_leaves_the_list_as_it_is(qtbot, tmp_path) -> Non
     loose.add_opened(tmp_path / "slides" / "s0.svs")
     loose.add_opened(tmp_path / "slides" / "s0.svs")
     assert len(shown) == 1  # a loose slide is listed once
+
+
+def test_an_analysis_state_changes_its_slide_s_line_only(qtbot, tmp_path) -> None:
+    from slidescope.app.ui.background import BackgroundJobs
+    from slidescope.app.ui.slide_catalog import SlideCatalog
+    from slidescope.app.ui.widgets.slide_list import SlideList
+
+    project = _project(tmp_path, 3)
+    slides = SlideList()
+    qtbot.addWidget(slides)
+    catalog = SlideCatalog(BackgroundJobs(None), slides, None)
+    catalog.project = project
+    catalog.refresh()
+    items = [slides.list.item(i) for i in range(3)]
+    entry = list(project)[1]
+    project.set_analysis(entry.slide_id, "demo_model", "done", predicted="lesion")
+    catalog.show_entry(entry)
+    assert [slides.list.item(i) for i in range(3)] == items  # the same items, not rebuilt
+    assert "done" in slides.list.item(1).text()
+    assert slides.list.item(1).text().startswith(entry.slide_id)
+    assert "done" not in slides.list.item(0).text()

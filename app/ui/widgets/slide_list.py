@@ -68,11 +68,13 @@ class SlideList(QWidget):
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         self._current: str | None = None
+        self._items: dict[str, QListWidgetItem] = {}  # by slide path
         self._icons: dict[tuple[str, int], QIcon] = {}
 
     def show_project(self, project: Project | None, session: list[Path] | None = None) -> None:
         """List a project's slides, or the session's loose slides when there is no project."""
         self.list.clear()
+        self._items = {}
         if project is not None:
             self.title.setText(f"Project {project.name} ({len(project)} slides)")
             for entry in project:
@@ -84,6 +86,12 @@ class SlideList(QWidget):
             for path in session or []:
                 self._add_item(path.name, path, "", None)
         self.mark_current(self._current)
+
+    def show_entry(self, project: Project, entry: SlideEntry) -> None:
+        """Show one project slide's analysis state anew (the rest of the list is unchanged)."""
+        item = self._items.get(str(project.slide_path(entry)))
+        if item is not None:
+            item.setText(_item_text(entry.slide_id, analysis_summary(entry)))
 
     def mark_current(self, path: str | None) -> None:
         """Bold the slide that is shown."""
@@ -98,8 +106,9 @@ class SlideList(QWidget):
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
 
     def _add_item(self, name: str, path: Path, state: str, thumbnail: Path | None) -> None:
-        item = QListWidgetItem(f"{name}\n{state}" if state else name)
+        item = QListWidgetItem(_item_text(name, state))
         item.setData(Qt.ItemDataRole.UserRole, str(path))
+        self._items[str(path)] = item
         item.setToolTip(str(path))
         icon = self._icon(thumbnail) if thumbnail is not None else None
         if icon is not None:
@@ -122,3 +131,7 @@ class SlideList(QWidget):
 
     def _activated(self, item: QListWidgetItem) -> None:
         self.slide_activated.emit(item.data(Qt.ItemDataRole.UserRole))
+
+
+def _item_text(name: str, state: str) -> str:
+    return f"{name}\n{state}" if state else name

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,16 @@ UNDO_LIMIT = 500
 
 class LockedAnnotationError(SlideScopeError):
     """An edit was asked of a locked annotation; unlock it first."""
+
+
+#: a geometry's dimension -> how it is drawn (anything else: a point)
+_KINDS = {2: "polygon", 1: "line"}
+
+
+def annotation_kinds(annotations: Sequence[Annotation]) -> list[str]:
+    """Each annotation's :attr:`Annotation.kind`, in one vectorised pass (a table of 5,000)."""
+    dims = shapely.get_dimensions([a.geometry for a in annotations])
+    return [_KINDS.get(int(d), "point") for d in dims]
 
 
 @dataclass(eq=False)
@@ -67,8 +77,7 @@ class Annotation:
     @property
     def kind(self) -> str:
         """``"polygon"``, ``"line"`` or ``"point"``: how the geometry is drawn."""
-        dim = shapely.get_dimensions(self.geometry)
-        return {2: "polygon", 1: "line"}.get(int(dim), "point")
+        return _KINDS.get(int(shapely.get_dimensions(self.geometry)), "point")
 
     @property
     def class_name(self) -> str:

@@ -23,7 +23,7 @@ from qtpy.QtWidgets import QFileDialog, QInputDialog
 from slidescope.app.annotations.annotation_io import new_annotations
 from slidescope.app.annotations.classes import DEFAULT_CLASSES, PathClass, merge_classes
 from slidescope.app.annotations.geojson import read_annotations, write_annotations
-from slidescope.app.annotations.model import AnnotationSet, Change
+from slidescope.app.annotations.model import AnnotationSet, Change, annotation_kinds
 from slidescope.app.annotations.store import AUTOSAVE_DELAY_S, AnnotationStore
 from slidescope.app.display.placement import SlideSpace
 from slidescope.app.errors import SlideScopeError
@@ -291,10 +291,10 @@ class AnnotationSession:
             return
         mpp = self.view.space.mpp if self.view is not None else None
         measured = self.annotations.measurements(mpp)
-        rows = [
-            TableRow.of(m, self.annotations[m.id].kind, self.annotations[m.id].name)
-            for m in measured.per_annotation
-        ]
+        items = list(self.annotations)
+        kinds = dict(zip((a.id for a in items), annotation_kinds(items)))
+        names = {a.id: a.name for a in items}
+        rows = [TableRow.of(m, kinds[m.id], names[m.id]) for m in measured.per_annotation]
         self.dock.set_table(rows, measured)
 
     def go_to_annotation(self, annotation_id: str) -> None:

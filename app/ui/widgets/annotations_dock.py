@@ -6,7 +6,7 @@ A plain widget with signals; :class:`~slidescope.app.ui.annotation_session.Annot
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QColor, QIcon, QPixmap
@@ -247,9 +247,9 @@ class AnnotationsDock(QWidget):
             self.row_clicked.emit(self.row_ids[row])
 
 
-@dataclass(frozen=True)
-class TableRow:
-    """One annotation as the table shows it (measures as text, in their units)."""
+class TableRow(NamedTuple):
+    """One annotation as the table shows it (measures as text, in their units; a tuple: a
+    table of 5,000 is rebuilt after every edit)."""
 
     id: str
     classification: str

@@ -63,6 +63,10 @@ def test_the_slide_list_decodes_each_thumbnail_once(qtbot, tmp_path) -> None:
     slides.show_project(project)
     assert slides.list.item(0).icon().cacheKey() != first[0]
     assert [slides.list.item(i).icon().cacheKey() for i in range(1, 5)] == first[1:]
+    # another listing keeps only its own icons: a closed project's are not held
+    assert len(slides._icons) == 5
+    slides.show_project(None, [tmp_path / "slides" / "s0.svs"])
+    assert slides._icons == {}
 
 
 def test_opening_a_listed_slide_leaves_the_list_as_it_is(qtbot, tmp_path) -> None:

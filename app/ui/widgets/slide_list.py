@@ -75,12 +75,13 @@ class SlideList(QWidget):
         """List a project's slides, or the session's loose slides when there is no project."""
         self.list.clear()
         self._items = {}
+        cached, self._icons = self._icons, {}  # only the listed slides' icons stay cached
         if project is not None:
             self.title.setText(f"Project {project.name} ({len(project)} slides)")
             for entry in project:
                 path = project.slide_path(entry)
                 thumb = project.thumbnail_path(entry.slide_id)
-                self._add_item(entry.slide_id, path, analysis_summary(entry), thumb)
+                self._add_item(entry.slide_id, path, analysis_summary(entry), thumb, cached)
         else:
             self.title.setText("No project: slides of this session")
             for path in session or []:
@@ -105,28 +106,34 @@ class SlideList(QWidget):
     def paths(self) -> list[str]:
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
 
-    def _add_item(self, name: str, path: Path, state: str, thumbnail: Path | None) -> None:
+    def _add_item(
+        self,
+        name: str,
+        path: Path,
+        state: str,
+        thumbnail: Path | None,
+        cached: dict[tuple[str, int], QIcon] | None = None,
+    ) -> None:
         item = QListWidgetItem(_item_text(name, state))
         item.setData(Qt.ItemDataRole.UserRole, str(path))
         self._items[str(path)] = item
         item.setToolTip(str(path))
-        icon = self._icon(thumbnail) if thumbnail is not None else None
+        icon = self._icon(thumbnail, cached or {}) if thumbnail is not None else None
         if icon is not None:
             item.setIcon(icon)
         self.list.addItem(item)
 
-    def _icon(self, thumbnail: Path) -> QIcon | None:
-        """The thumbnail's icon, decoded once while the file is unchanged: the list is
-        rebuilt whenever a slide opens or an analysis ends, and decoding every thumbnail
-        again took a second at 1,000 slides."""
+    def _icon(self, thumbnail: Path, cached: dict[tuple[str, int], QIcon]) -> QIcon | None:
+        """The thumbnail's icon, decoded once while the file is unchanged (from ``cached``,
+        the last listing's): the list is rebuilt when slides are added or a project opens,
+        and decoding every thumbnail again took a second at 1,000 slides."""
         try:
             changed = thumbnail.stat().st_mtime_ns
         except OSError:
             return None
         key = (str(thumbnail), changed)
-        icon = self._icons.get(key)
-        if icon is None:
-            icon = self._icons[key] = QIcon(QPixmap(str(thumbnail)))
+        icon = cached.get(key) or QIcon(QPixmap(str(thumbnail)))
+        self._icons[key] = icon
         return icon
 
     def _activated(self, item: QListWidgetItem) -> None:

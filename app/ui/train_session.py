@@ -55,6 +55,8 @@ class TrainSession:
         self.review_layer: Any = None
         #: perf_counter marks of the last run: "trained", "compared" (heatmaps on screen)
         self.marks: dict[str, float] = {}
+        #: each annotation file's (mtime, size) and region count, by path
+        self._region_counts: dict[str, tuple[tuple[int, int], int]] = {}
         dock.start_requested.connect(weak_slot(self.start))
         dock.cancel_requested.connect(weak_slot(self.cancel))
         dock.keep_requested.connect(weak_slot(self.keep))
@@ -72,6 +74,25 @@ class TrainSession:
         slides.listeners.append(weak_handler(self._slide_changed))
         self.refresh()
 
+    def _regions(self, path: Path) -> int:
+        """How many regions a slide's annotation file holds, read again only once the file
+        changed: the table is refilled on every slide shown, and parsing every annotated
+        slide's file each time took seconds in a large annotated project."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return 0  # not annotated
+        version = (stat.st_mtime_ns, stat.st_size)
+        known = self._region_counts.get(str(path))
+        if known is not None and known[0] == version:
+            return known[1]
+        try:
+            count = len(read_annotations(path)[0])
+        except SlideScopeError:
+            count = 0  # the Annotations dock says what is wrong with it when the slide opens
+        self._region_counts[str(path)] = (version, count)
+        return count
+
     def _slide_changed(self, shown: Any) -> None:
         self.remove_comparison()
         self.cursor = ReviewCursor([])
@@ -87,8 +108,7 @@ class TrainSession:
         names: list[tuple[str, str]] = []
         if project is not None:
             for entry in project:
-                path = project.annotation_path(entry.slide_id)
-                regions = len(read_annotations(path)[0]) if path.is_file() else 0
+                regions = self._regions(project.annotation_path(entry.slide_id))
                 rows.append(SlideRow(entry.slide_id, entry.label, regions))
             for version in project.model_versions:
                 text = version.name + (f" (from {version.base})" if version.base else "")

@@ -109,3 +109,54 @@ def test_an_analysis_state_changes_its_slide_s_line_only(qtbot, tmp_path) -> Non
     assert "done" in slides.list.item(1).text()
     assert slides.list.item(1).text().startswith(entry.slide_id)
     assert "done" not in slides.list.item(0).text()
+
+
+def test_the_train_dock_reads_each_annotation_file_once_until_it_changes(
+    window_factory, tmp_path, monkeypatch
+) -> None:
+    """The Train dock lists every slide's region count on every slide shown: each file is
+    parsed once until it changes; a damaged one counts nothing and breaks nothing."""
+    import json
+
+    import slidescope.app.ui.train_session as train_session
+
+    project = _project(tmp_path, 3)
+    entries = list(project)
+    square = [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]]
+    feature = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": square},
+               "properties": {"classification": {"name": "Tumor"}}}  # fmt: skip
+    files = [project.annotation_path(e.slide_id) for e in entries]
+    files[0].parent.mkdir(parents=True, exist_ok=True)
+    files[0].write_text(json.dumps({"type": "FeatureCollection", "features": [feature] * 2}))
+    files[1].write_text("{ not json")
+    parsed = []
+    read = train_session.read_annotations
+    monkeypatch.setattr(
+        train_session, "read_annotations", lambda path: parsed.append(path) or read(path)
+    )
+    win = window_factory()
+    win.open_project(project.folder)
+    win.train.refresh()
+    counts = {row.slide_id: row.regions for row in _rows(win.train.dock)}
+    assert counts == {entries[0].slide_id: 2, entries[1].slide_id: 0, entries[2].slide_id: 0}
+    parsed.clear()
+    for _ in range(3):
+        win.train.refresh()
+    assert parsed == []  # unchanged files: not parsed again
+    files[0].write_text(json.dumps({"type": "FeatureCollection", "features": [feature] * 3}))
+    win.train.refresh()
+    assert parsed == [files[0]]
+    assert {r.slide_id: r.regions for r in _rows(win.train.dock)}[entries[0].slide_id] == 3
+
+
+def _rows(dock):
+    from slidescope.app.ui.widgets.train_dock import SlideRow
+
+    table = dock.slides_table
+    rows = []
+    for i in range(table.rowCount()):
+        item = table.item(i, 0)
+        slide_id = item.data(0x0100)  # Qt.UserRole
+        regions = int(item.text().rsplit("· ", 1)[1].split()[0])
+        rows.append(SlideRow(slide_id, None, regions))
+    return rows

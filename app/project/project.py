@@ -321,14 +321,22 @@ class Project:
     def find(self, path: str | Path) -> SlideEntry | None:
         """The entry of a slide file, if the project has it."""
         target = Path(path).expanduser().resolve()
+        return next((e for e in self.slides if self._resolved_path(e) == target), None)
+
+    def find_all(self, paths: Iterable[str | Path]) -> list[SlideEntry | None]:
+        """The entries of many slide files (None where the project has not the file), in one
+        pass over the project: a whole project's lookups, not a pass each."""
+        by_path: dict[Path, SlideEntry] = {}
         for entry in self.slides:
-            stored = self.slide_path(entry)
-            resolved = self._resolved.get(stored)
-            if resolved is None:
-                resolved = self._resolved[stored] = stored.resolve()
-            if resolved == target:
-                return entry
-        return None
+            by_path.setdefault(self._resolved_path(entry), entry)
+        return [by_path.get(Path(p).expanduser().resolve()) for p in paths]
+
+    def _resolved_path(self, entry: SlideEntry) -> Path:
+        stored = self.slide_path(entry)
+        resolved = self._resolved.get(stored)
+        if resolved is None:
+            resolved = self._resolved[stored] = stored.resolve()
+        return resolved
 
     def add_slide(self, path: str | Path, identity: dict[str, Any] | None = None) -> SlideEntry:
         """Add a slide file (a no-op returning the entry when it is already there)."""

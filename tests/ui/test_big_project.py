@@ -160,3 +160,21 @@ def _rows(dock):
         regions = int(item.text().rsplit("· ", 1)[1].split()[0])
         rows.append(SlideRow(slide_id, None, regions))
     return rows
+
+
+def test_a_project_analysis_records_its_slides_in_one_save(window_factory, tmp_path) -> None:
+    """ "Analyse project" marks every slide queued, then done or failed: one save of the
+    project and one list update each time, not one a slide (tens of seconds at 1,000)."""
+    project = _project(tmp_path, 30)
+    win = window_factory()
+    win.open_project(project.folder)
+    opened = win.session.project
+    saves = []
+    save = opened.save
+    opened.save = lambda: saves.append(1) or save()  # type: ignore[method-assign]
+    paths = [opened.slide_path(e) for e in opened]
+    win.analysis._record_all({path: {} for path in paths}, "queued")
+    assert len(saves) == 1
+    assert all(e.analyses[win.analysis.key]["state"] == "queued" for e in opened)
+    texts = [win.panels.slides.list.item(i).text() for i in range(30)]
+    assert all("queued" in text for text in texts)

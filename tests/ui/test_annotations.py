@@ -108,11 +108,26 @@ def test_draw_classify_brush_undo_and_table(
     # the table lists every annotation; a click selects and centres on it
     qtbot.waitUntil(lambda: win.annotations_dock.table.rowCount() == 4, timeout=5_000)
     table = win.annotations_dock.table
-    assert [table.horizontalHeaderItem(c).text() for c in range(4)] == [
-        "Class", "Area", "Length", "Name",
-    ]  # fmt: skip
+    assert [table.horizontalHeaderItem(c).text() for c in range(2)] == ["Annotation", "Size"]
     point_row = win.annotations_dock.row_ids.index(list(session.annotations)[3].id)
-    assert [table.item(point_row, c).text() for c in (1, 2)] == ["—", "—"]  # a point
+    assert table.item(point_row, 1).text() == "—"  # a point has no size
+    polygon_row = win.annotations_dock.row_ids.index(first.id)
+    assert table.item(polygon_row, 0).text() == session.annotations[first.id].classification
+    assert not table.item(polygon_row, 0).icon().isNull()  # in the class's colour
+    # its area at 0.5 µm/px (brushed and erased above), its perimeter in the tooltip
+    polygon = session.annotations[first.id].geometry
+    area = f"{polygon.area * 0.25:,.0f} µm²"
+    assert table.item(polygon_row, 1).text() == area
+    perimeter = f"{polygon.length * 0.5 / 1000:.2f} mm"  # over a millimetre: in mm
+    assert table.item(polygon_row, 1).toolTip() == f"Area {area} · perimeter {perimeter}"
+    # at 1600 × 1000 the class and the size are read whole, each on one line (four columns
+    # showed "Tu..." and wrapped "27,367 µm²")
+    metrics = table.horizontalHeader().fontMetrics()
+    size_room = table.horizontalHeader().sectionSize(1)
+    assert size_room >= metrics.horizontalAdvance("99,999 µm²")
+    assert table.horizontalHeader().sectionSize(0) >= metrics.horizontalAdvance("Immune cells")
+    for r in range(table.rowCount()):
+        assert metrics.horizontalAdvance(table.item(r, 1).text()) < size_room - 6
     row = win.annotations_dock.row_ids.index(ellipse.id)
     win.annotations_dock._row_clicked(row, 0)
     assert session.view.selected_ids() == [ellipse.id]
@@ -305,8 +320,8 @@ def test_the_line_tool_measures_a_length(make_window, slide_files, small_levels,
     draw(win, qtbot, [[0, 0], [3000, 0]], "line")  # 1.5 mm
     table = win.annotations_dock.table
     qtbot.waitUntil(lambda: table.rowCount() == 2, timeout=5_000)
-    texts = sorted((table.item(r, 1).text(), table.item(r, 2).text()) for r in range(2))
-    assert texts == [("—", "1.50 mm"), ("—", "250 µm")]
+    texts = sorted((table.item(r, 1).text(), table.item(r, 1).toolTip()) for r in range(2))
+    assert texts == [("1.50 mm", "Length 1.50 mm"), ("250 µm", "Length 250 µm")]
     # saved as a QuPath LineString
     session.flush()
     saved, _report = read_annotations(session.store.path)

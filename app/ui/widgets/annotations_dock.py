@@ -42,13 +42,14 @@ TOOLS = (
     ("brush", "Brush", "Paint area into the annotation under the brush"),
     ("eraser", "Eraser", "Erase area from annotations"),
 )
-COLUMNS = ("Class", "Area", "Length", "Name")
+# Two columns: the right column is 230-270 px wide at 1600-1920 px, where four (class,
+# area, length, name) left the class "Tu..." and wrapped the area onto two lines
+COLUMNS = ("Annotation", "Size")
 #: the tooltips of the table's headers
 COLUMN_TIPS = (
-    "",
-    "Area of a region (a line or a point has none)",
-    "Perimeter of a region, length of a line",
-    "",
+    "Class, and the annotation's name where it has one",
+    "Area of a region, length of a line (a point has none); a region's perimeter is in "
+    "its tooltip",
 )
 
 
@@ -148,7 +149,14 @@ class AnnotationsDock(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # the size keeps the width its longest text needs ("99,999 µm²"), the annotation
+        # takes the rest; a fixed width, not ResizeToContents, which measures every row on
+        # each update (5,000 rows)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(1, header.fontMetrics().horizontalAdvance("99,999 µm²") + 14)
+        self.class_icons: dict[str, QIcon] = {}
         self.table.cellClicked.connect(self._row_clicked)
         layout.addWidget(self.table, 1)
         self.totals = QLabel("")
@@ -176,6 +184,7 @@ class AnnotationsDock(QWidget):
                 item.widget().deleteLater()
         self.class_buttons.clear()
         self.class_checks.clear()
+        self.class_icons = {c.name: color_icon(c.color) for c in classes}
         for i, path_class in enumerate(classes):
             key = f"{i + 1}  " if i < 9 else "   "
             button = QPushButton(f"{key}{path_class.name}")
@@ -213,18 +222,14 @@ class AnnotationsDock(QWidget):
         self.table.setUpdatesEnabled(False)
         self.table.setRowCount(len(rows))
         self.row_ids = [r.id for r in rows]
+        no_icon = QIcon()
         for row, entry in enumerate(rows):
-            texts = (entry.classification, entry.area, entry.length, entry.name)
-            for col, text in enumerate(texts):
-                item = self.table.item(row, col)
-                if item is None:
-                    item = QTableWidgetItem()
-                    self.table.setItem(row, col, item)
-                item.setText(text)
-                if col in (1, 2):
-                    item.setTextAlignment(
-                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-                    )
+            label, size = self._item(row, 0), self._item(row, 1)
+            label.setText(entry.label)
+            label.setToolTip(entry.label)
+            label.setIcon(self.class_icons.get(entry.classification, no_icon))
+            size.setText(entry.size)
+            size.setToolTip(entry.detail)
         self.table.setUpdatesEnabled(True)
         if measured is not None:
             self.totals.setText(
@@ -233,6 +238,15 @@ class AnnotationsDock(QWidget):
                     for c in measured.per_class.values()
                 )
             )
+
+    def _item(self, row: int, column: int) -> QTableWidgetItem:
+        item = self.table.item(row, column)
+        if item is None:
+            item = QTableWidgetItem()
+            if column == 1:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(row, column, item)
+        return item
 
     def set_tool(self, tool: str) -> None:
         if tool in self.tool_buttons:
@@ -253,23 +267,31 @@ class TableRow(NamedTuple):
 
     id: str
     classification: str
-    area: str
-    length: str
     name: str
+    size: str  # a region's area, a line's length, "—" for a point
+    detail: str  # every measure, in words (the size's tooltip)
 
     @classmethod
     def of(cls, measured: AnnotationMeasurement, kind: str, name: str) -> TableRow:
         """The row of an annotation of ``kind`` (``polygon``, ``line``, ``point``)."""
-        length = length_text(measured.perimeter_um) if kind != "point" else "—"
-        area = area_text(measured.area_um2, kind)
-        return cls(measured.id, measured.classification, area, length, name)
+        if kind == "point":
+            size, detail = "—", "A point: no area or length"
+        elif kind == "line":
+            size = length_text(measured.perimeter_um)
+            detail = f"Length {size}"
+        else:
+            size = area_text(measured.area_um2)
+            detail = f"Area {size} · perimeter {length_text(measured.perimeter_um)}"
+        return cls(measured.id, measured.classification, name, size, detail)
+
+    @property
+    def label(self) -> str:
+        """The class, and the name after it where there is one."""
+        return f"{self.classification} · {self.name}" if self.name else self.classification
 
 
-def area_text(area_um2: float, kind: str = "polygon") -> str:
-    """An area in the unit a pathologist reads best: µm² when small, mm² otherwise; a dash
-    for a line or a point (``kind``), which have none."""
-    if kind != "polygon":
-        return "—"
+def area_text(area_um2: float) -> str:
+    """An area in the unit a pathologist reads best: µm² when small, mm² otherwise."""
     return f"{area_um2:,.0f} µm²" if area_um2 < 1e5 else f"{area_um2 / 1e6:,.3f} mm²"
 
 

@@ -233,9 +233,13 @@ def scaled_decoder(
     small = decoder.decode(sample)
     if small is None:
         return None
+    from PIL import Image
+
     size = decoder.size
-    whole = full.decode(sample)[: size * factor, : size * factor].astype(np.float32)
-    mean = whole.reshape(size, factor, size, factor, 3).mean(axis=(1, 3))
+    whole = np.ascontiguousarray(full.decode(sample)[: size * factor, : size * factor])
+    # Pillow's box mean: ~0.1 ms, where numpy's float reshape-mean took ~2 ms, 5 % of a
+    # small slide's whole conversion
+    mean = np.asarray(Image.fromarray(whole, "RGB").reduce(factor)).astype(np.int16)
     return decoder if float(np.abs(mean - small).mean()) <= 1.0 else None
 
 

@@ -21,9 +21,9 @@ costs the source's bytes and no pixel changes.
 
 Which levels: the source's own (at 2×, 4×, 8×, ... within 2 %), copied, and below its
 smallest, or where it lacks one, levels 4 times smaller than the one above (the 4×4 mean),
-down to one chunk: the layout of an Aperio scanner's pyramid (1×, 4×, 16×) and the default
-of QuPath's OME-TIFF export. So a scanner's pyramid is copied as it is, whatever its steps,
-and nothing is computed between its levels. ``level_step=2`` computes every 2× level
+down to one chunk: the layout of an Aperio scanner's pyramid (1×, 4×, 16×), which viewers
+(napari, QuPath, OpenSlide's) already zoom through. So a scanner's pyramid is copied as it is,
+whatever its steps, and nothing is computed between its levels. ``level_step=2`` computes every 2× level
 instead: half a level-0 decode more of CPU, a third more chunk files and a quarter more
 bytes below level 0 on a one-level source, for viewers that read 4× the pixels at the
 zooms between two 4× levels (napari and QuPath read the level above and scale it down).
@@ -251,7 +251,7 @@ def _convert(
     # running blocks finish whole and drops the queued ones.
     pool = ThreadPoolExecutor(threads, thread_name_prefix="slidescope-convert")
     try:
-        for stage in plan_stages(levels, chunk, step):
+        for stage in plan_stages(levels, chunk, step, [s is not None for s in stored]):
             writer.make_folders(stage)
             rows, cols = writer.blocks(stage)
             # (future, progress label, the row it finishes or None)

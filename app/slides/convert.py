@@ -22,11 +22,12 @@ costs the source's bytes and no pixel changes.
 Which levels: the source's own (at 2×, 4×, 8×, ... within 2 %), copied, and below its
 smallest, or where it lacks one, levels 4 times smaller than the one above (the 4×4 mean),
 down to one chunk: the layout of an Aperio scanner's pyramid (1×, 4×, 16×), which viewers
-(napari, QuPath, OpenSlide's) already zoom through. So a scanner's pyramid is copied as it is,
-whatever its steps, and nothing is computed between its levels. ``level_step=2`` computes every 2× level
-instead: half a level-0 decode more of CPU, a third more chunk files and a quarter more
-bytes below level 0 on a one-level source, for viewers that read 4× the pixels at the
-zooms between two 4× levels (napari and QuPath read the level above and scale it down).
+(napari, QuPath, OpenSlide's) already zoom through. So a scanner's pyramid is copied as it
+is, whatever its steps, and nothing is computed between its levels. ``level_step=2``
+computes every 2× level instead: half a level-0 decode more of CPU, a third more chunk
+files and a quarter more bytes below level 0 on a one-level source, for viewers, which read
+the level above and scale it down at the zooms between two levels (up to 4× the pixels
+between two 4× levels).
 
 How it is fast: the pyramid is written in blocks (:mod:`slidescope.app.slides.pyramid_chunks`):
 each takes a square of a level the source has and makes the levels the source lacks below

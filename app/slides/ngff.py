@@ -77,7 +77,7 @@ def multiscales(
     name: str,
     level_sizes: list[tuple[int, int]],
     mpp: tuple[float, float] | None,
-    step: int = 2,
+    step: int,
 ) -> dict[str, Any]:
     """The ``multiscales`` entry of a slide pyramid: levels of ``(width, height)``.
 

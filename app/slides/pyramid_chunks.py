@@ -35,9 +35,10 @@ from slidescope.app.slides.chunk_codec import ChunkCodec, ScaledDecoder, scaled_
 from slidescope.app.slides.slide import Slide
 
 # The most pixels one block spans at the level it starts from (a level read back from the
-# level above spans 1/step of it, as it reads step times that). At 2048 px a block of
-# 240 px chunks makes one 4× level (or three 2× levels) below its own in memory, and holds
-# at most 12.6 MB of pixels.
+# level above spans 1/step of it, as it reads step times that; one over stored JPEG tiles
+# spans step times it, as it holds only the level below). At 2048 px a block of 240 px
+# chunks makes one 4× level (or three 2× levels) below its own in memory, one over stored
+# tiles two (or four), and each holds at most 12.6 MB of pixels.
 BLOCK_PIXELS = 2048
 
 

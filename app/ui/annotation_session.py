@@ -246,6 +246,7 @@ class AnnotationSession:
         if self.store is not None:
             self.store.classes = classes
         self.dock.set_classes(classes, self.active_class, self.hidden)
+        self.refresh_table()  # the rows' swatches take the new colour
 
     def lock_selected(self, locked: bool) -> None:
         if self.view is not None and self.annotations is not None:

@@ -14,6 +14,7 @@ from slidescope.app.annotations.model import Annotation
 from slidescope.app.display.placement import SlideSpace, shapes_placement
 from slidescope.app.project.project import Project
 from slidescope.app.ui.annotation_layer import is_annotation_click
+from slidescope.app.ui.widgets.annotations_dock import area_text
 from slidescope.app.user_dirs import user_data_dir
 from ui_slides import SlideFiles, synthetic_levels
 
@@ -128,6 +129,16 @@ def test_draw_classify_brush_undo_and_table(
     assert table.horizontalHeader().sectionSize(0) >= metrics.horizontalAdvance("Immune cells")
     for r in range(table.rowCount()):
         assert metrics.horizontalAdvance(table.item(r, 1).text()) < size_room - 6
+    for area in (27_367.4, 0.1234e6, 12.345e6, 345.67e6, 1_875.2e6):  # up to a whole slide
+        assert metrics.horizontalAdvance(area_text(area)) < size_room - 6
+    assert [area_text(a) for a in (0.1234e6, 12.345e6, 345.67e6)] == [
+        "0.123 mm²", "12.35 mm²", "345.7 mm²",
+    ]  # fmt: skip
+    # a class's new colour reaches its rows' swatches
+    polygon_class = session.annotations[first.id].classification
+    session.set_class_color(polygon_class, (0, 200, 0))
+    swatch = table.item(polygon_row, 0).icon().pixmap(8, 8).toImage().pixelColor(4, 4)
+    assert (swatch.red(), swatch.green(), swatch.blue()) == (0, 200, 0)
     row = win.annotations_dock.row_ids.index(ellipse.id)
     win.annotations_dock._row_clicked(row, 0)
     assert session.view.selected_ids() == [ellipse.id]

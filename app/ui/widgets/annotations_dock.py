@@ -291,8 +291,13 @@ class TableRow(NamedTuple):
 
 
 def area_text(area_um2: float) -> str:
-    """An area in the unit a pathologist reads best: µm² when small, mm² otherwise."""
-    return f"{area_um2:,.0f} µm²" if area_um2 < 1e5 else f"{area_um2 / 1e6:,.3f} mm²"
+    """An area in the unit a pathologist reads best: µm² when small, mm² otherwise, with
+    three or four significant figures (as wide as "99,999 µm²", the table's column)."""
+    if area_um2 < 1e5:
+        return f"{area_um2:,.0f} µm²"
+    mm2 = area_um2 / 1e6
+    decimals = 3 if mm2 < 10 else 2 if mm2 < 100 else 1 if mm2 < 1000 else 0
+    return f"{mm2:,.{decimals}f} mm²"
 
 
 def length_text(length_um: float) -> str:

@@ -92,18 +92,23 @@ class RepairReport:
 
     def summary(self) -> str:
         """One line for the user, e.g. ``a.geojson: 12 annotations read; 1 repaired ...``."""
-        parts = [f"{self.read} annotation(s) read"]
-        for count, words in (
-            (self.repaired, "self-intersecting or invalid shape(s) repaired"),
-            (self.clipped, "clipped to the slide"),
-            (self.simplified, f"with over {MAX_VERTICES:,} vertices simplified"),
-            (self.outside, "outside the slide left out"),
-            (self.bad_coordinates, "with NaN or huge coordinates left out"),
-            (self.unreadable, "without a readable geometry left out"),
-        ):
-            if count:
-                parts.append(f"{count} {words}")
+        parts = [f"{self.read} annotation(s) read", *self.changes()]
         return f"{Path(self.path).name}: " + "; ".join(parts)
+
+    def changes(self) -> list[str]:
+        """What was repaired or left out, one phrase each (``"1 clipped to the slide"``)."""
+        return [
+            f"{count} {words}"
+            for count, words in (
+                (self.repaired, "self-intersecting or invalid shape(s) repaired"),
+                (self.clipped, "clipped to the slide"),
+                (self.simplified, f"with over {MAX_VERTICES:,} vertices simplified"),
+                (self.outside, "outside the slide left out"),
+                (self.bad_coordinates, "with NaN or huge coordinates left out"),
+                (self.unreadable, "without a readable geometry left out"),
+            )
+            if count
+        ]
 
 
 def read_annotations(

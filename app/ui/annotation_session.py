@@ -330,8 +330,12 @@ class AnnotationSession:
             if new:
                 self.annotations.add(new, what="import")
             added += len(new)
-            already = f"; {repeated} already on the slide, not added again" if repeated else ""
-            show_info(report.summary() + already)
+            # the count first: napari's notification shows the first words of a long line
+            # (a slide-named file cut at its first hyphen hid everything else)
+            parts = [f"{len(new)} annotation(s) added from {Path(path).name}"]
+            if repeated:
+                parts.append(f"{repeated} already on the slide, not added again")
+            show_info("; ".join(parts + report.changes()))
         return added
 
     def _add_classes(self, found: dict[str, tuple[int, int, int]]) -> None:

@@ -204,7 +204,7 @@ def test_autosave_switch_and_reopen_in_a_project(
 
 
 def test_slides_alone_keep_annotations_in_the_user_folder_and_import_qupath(
-    make_window, slide_files, small_levels, tmp_path, qtbot
+    make_window, slide_files, small_levels, tmp_path, qtbot, monkeypatch
 ):
     path = slide_files.add(tmp_path / "alone.tif", small_levels)
     win = make_window()
@@ -259,8 +259,14 @@ def test_slides_alone_keep_annotations_in_the_user_folder_and_import_qupath(
         "type": "Feature", "geometry": {"type": "Polygon", "coordinates": square},
         "properties": {"classification": {"name": "Tumor"}},
     }]}))  # fmt: skip
+    told: list[str] = []
+    monkeypatch.setattr("slidescope.app.ui.annotation_session.show_info", told.append)
     assert win.annotation.import_files([plain]) == 1
     assert win.annotation.import_files([plain]) == 0
+    assert told == [  # the count first, where napari's notification shows it
+        "1 annotation(s) added from plain.geojson",
+        "0 annotation(s) added from plain.geojson; 1 already on the slide, not added again",
+    ]
     exported = win.annotation.export_file(tmp_path / "exported.geojson")
     assert win.annotation.import_files([exported]) == 0
     assert len(win.annotation.annotations) == 3

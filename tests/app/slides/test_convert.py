@@ -389,6 +389,26 @@ def test_output_of_another_slide_or_other_settings_is_refused(
         run_job(convert_to_omezarr(source, tmp_path / "x.zarr", threads=0))
     with pytest.raises(ConversionError, match="unknown compression"):
         run_job(convert_to_omezarr(source, tmp_path / "x.zarr", compression="png"))
+    with pytest.raises(ConversionError, match="level_step must be 2 or 4, got 3"):
+        run_job(convert_to_omezarr(source, tmp_path / "x.zarr", level_step=3))
+
+
+def test_an_unfinished_conversion_of_other_levels_is_refused(
+    source: Path, tmp_path: Path
+) -> None:
+    """Resuming with another level step, or one the previous chunk layout (every 2× level)
+    started, would mix two pyramids: refused, saying what to do."""
+    out = tmp_path / "unfinished.zarr"
+    job = convert_to_omezarr(source, out, chunk=CHUNK, level_step=2)
+    next(job)
+    job.close()  # cancelled after its first chunks
+    with pytest.raises(ConversionError, match="level_step=2, not 4"):
+        run_job(convert_to_omezarr(source, out, chunk=CHUNK))
+    attrs = json.loads((out / ".zattrs").read_text())
+    attrs["slidescope"]["layout"] = 3
+    (out / ".zattrs").write_text(json.dumps(attrs))
+    with pytest.raises(ConversionError, match="chunk layout 3, this one writes 4"):
+        run_job(convert_to_omezarr(source, out, chunk=CHUNK, level_step=2))
 
 
 @pytest.mark.parametrize("compression", ["zstd-delta", "lz4", "none"])

@@ -393,9 +393,7 @@ def test_output_of_another_slide_or_other_settings_is_refused(
         run_job(convert_to_omezarr(source, tmp_path / "x.zarr", level_step=3))
 
 
-def test_an_unfinished_conversion_of_other_levels_is_refused(
-    source: Path, tmp_path: Path
-) -> None:
+def test_an_unfinished_conversion_of_other_levels_is_refused(source: Path, tmp_path: Path) -> None:
     """Resuming with another level step, or one the previous chunk layout (every 2× level)
     started, would mix two pyramids: refused, saying what to do."""
     out = tmp_path / "unfinished.zarr"

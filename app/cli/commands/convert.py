@@ -57,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=LEVEL_STEPS,
         default=LEVEL_STEP,
         help="levels the source lacks are made this many times smaller than the level "
-        "above (default 4, as a scanner's 1x/4x/16x pyramid; the source's own levels are "
-        "copied whatever their steps). 2: every 2x level, for smoother zooming in viewers, "
+        "above: 4 as in a scanner's 1x/4x/16x pyramid (the source's own levels are copied "
+        "whatever their steps), or 2 for every 2x level and smoother zooming in viewers, "
         "at about half a level-0 decode more of CPU and a quarter more bytes below level 0",
     )
     add_slide_mpp(parser)

@@ -445,19 +445,24 @@ def jpeg_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("jpeg") / "jpeg slide.tiff"
     level0 = smooth_image(1100, 1500, 6)
     level0[:512, :512] = (244, 243, 246)
+    write_jpeg_pyramid(path, level0, 2)
+    return path
+
+
+def write_jpeg_pyramid(path: Path, level0: np.ndarray, step: int) -> None:
+    """A JPEG-tiled TIFF (256 px tiles, quality 80) of ``level0`` and its ``step``× level."""
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
-        for index, image in enumerate((level0, halve(level0))):
+        for index, image in enumerate((level0, box_mean(level0, step))):
             tif.write(
                 image,
                 tile=(256, 256),
                 compression="jpeg",
                 compressionargs={"level": 80},
                 photometric="rgb",
-                resolution=(1e4 / (MPP * 2**index),) * 2,
+                resolution=(1e4 / (MPP * step**index),) * 2,
                 resolutionunit="CENTIMETER",
                 subfiletype=1 if index else 0,
             )
-    return path
 
 
 def stored_tiles(path: Path, level: int) -> list[bytes]:
@@ -512,18 +517,7 @@ def test_a_scanners_4x_pyramid_is_copied_as_it_is(tmp_path: Path) -> None:
     With ``level_step=2`` the 2× level between them is computed (and 2× levels below)."""
     path = tmp_path / "scanner.tiff"
     level0 = smooth_image(2048, 3072, 8)
-    with tifffile.TiffWriter(path, bigtiff=True) as tif:
-        for index, image in enumerate((level0, box_mean(level0, 4))):
-            tif.write(
-                image,
-                tile=(256, 256),
-                compression="jpeg",
-                compressionargs={"level": 80},
-                photometric="rgb",
-                resolution=(1e4 / (MPP * 4**index),) * 2,
-                resolutionunit="CENTIMETER",
-                subfiletype=1 if index else 0,
-            )
+    write_jpeg_pyramid(path, level0, 4)
     out = run_job(convert_to_omezarr(path, tmp_path / "scanner.zarr"))
     with open_slide(out) as done:
         assert done.level_dimensions == [(3072, 2048), (768, 512), (192, 128)]
